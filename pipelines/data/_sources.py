@@ -12,7 +12,7 @@ from pipelines.data._io import read_table, require_columns
 from pipelines.data._normalize import Removal, add_derived_features, drop_invalid_texts, normalize_labels
 from pipelines.errors import DataError
 
-__all__ = ["LoadedData", "load_redditbias", "load_file", "REDDITBIAS_FILES"]
+__all__ = ["LoadedData", "load_redditbias", "load_file", "expand_shards", "REDDITBIAS_FILES"]
 
 # group -> (axis, file inside RedditBias/data)
 REDDITBIAS_FILES: dict[str, tuple[str, str]] = {
@@ -70,16 +70,34 @@ def load_redditbias(root: Path, *, groups: tuple[str, ...], encoding: str, encod
     return LoadedData(add_derived_features(table), removals, encodings, fingerprints, ("group", "axis"))
 
 
+def expand_shards(path: Path) -> list[Path]:
+    """``path`` itself, or the sorted files matching it when it is a glob (``part-*.csv``)."""
+    text = str(path)
+    if not any(ch in text for ch in "*?["):
+        return [path]
+    import glob
+
+    found = sorted(Path(p) for p in glob.glob(text) if Path(p).is_file())
+    if not found:
+        raise DataError(f"{path}: no data files match this pattern (expected at least one shard).")
+    return found
+
+
 def load_file(path: Path, *, source) -> LoadedData:
-    """Read a user's CSV/Parquet/JSONL file with the column names from ``data.file``."""
-    raw, used = read_table(path, fmt=source.format, encoding=source.encoding,
-                           encoding_fallback=source.encoding_fallback)
-    roles = {source.text_column: "text (data.file.text_column)", source.label_column: "label (data.file.label_column)"}
-    for col in source.sensitive_columns:
-        roles[col] = "sensitive feature (data.file.sensitive_columns)"
-    if source.id_column:
-        roles[source.id_column] = "id (data.file.id_column)"
-    require_columns(raw, path, roles)
+    """Read a user's CSV/Parquet/JSONL file (or shards matching a glob) with the column names
+    from ``data.file``."""
+    shards = expand_shards(path)
+    parts, encodings = [], {}
+    for shard in shards:
+        part, used = read_table(shard, fmt=source.format, encoding=source.encoding,
+                                encoding_fallback=source.encoding_fallback)
+        require_columns(part, shard, _roles(source))
+        parts.append(part)
+        encodings[shard.name] = used
+    raw = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    used = encodings
+    if len(shards) > 1:
+        path = Path(str(path))
     raw = raw.reset_index(drop=True)
     removal = Removal(file=path.name, rows_read=len(raw))
     labels = normalize_labels(raw[source.label_column], positive=source.positive_labels,
@@ -107,5 +125,14 @@ def load_file(path: Path, *, source) -> LoadedData:
             raise DataError(MSG_SINGLE_VALUE.format(path=path, column=col, found=distinct[0] if len(distinct) else None))
     frame = frame.reset_index(drop=True)
     frame["label"] = frame["label"].astype("int64")
-    return LoadedData(add_derived_features(frame), [removal], {path.name: used}, {path.name: hash_path(path)},
+    return LoadedData(add_derived_features(frame), [removal], used, {p.name: hash_path(p) for p in shards},
                       tuple(source.sensitive_columns))
+
+
+def _roles(source) -> dict[str, str]:
+    roles = {source.text_column: "text (data.file.text_column)", source.label_column: "label (data.file.label_column)"}
+    for col in source.sensitive_columns:
+        roles[col] = "sensitive feature (data.file.sensitive_columns)"
+    if source.id_column:
+        roles[source.id_column] = "id (data.file.id_column)"
+    return roles

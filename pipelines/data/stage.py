@@ -8,7 +8,7 @@ import pandas as pd
 
 from pipelines.artifacts import hash_path
 from pipelines.config import AuditConfig, RedditBiasSource
-from pipelines.data._sources import REDDITBIAS_FILES, LoadedData, load_file, load_redditbias
+from pipelines.data._sources import REDDITBIAS_FILES, LoadedData, expand_shards, load_file, load_redditbias
 from pipelines.data._split import assign_splits, stratified_sample
 from pipelines.runner import Stage, StageContext
 
@@ -113,7 +113,13 @@ def source_fingerprints(cfg: AuditConfig) -> dict[str, str]:
         root = cfg.resolve(src.root)
         paths = {group: root / "data" / REDDITBIAS_FILES[group][1] for group in src.groups}
     else:
-        paths = {"file": cfg.resolve(cfg.data.file.path)}
+        from pipelines.errors import DataError
+
+        try:
+            shards = expand_shards(cfg.resolve(cfg.data.file.path))
+        except DataError:
+            shards = []
+        paths = {str(p): p for p in shards} or {"file": cfg.resolve(cfg.data.file.path)}
     return {name: (hash_path(p) if p.is_file() else "missing") for name, p in paths.items()}
 
 

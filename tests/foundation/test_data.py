@@ -172,3 +172,18 @@ def test_unlabelled_rows_can_be_dropped_and_counted(tmp_path):
     assert loaded.removals[0].reasons["label_out_of_domain"] == 1
     assert loaded.removals[0].reasons["text_missing"] == 1
     assert loaded.removals[0].removed_label_values == {"maybe": 1}
+
+
+def test_sharded_files_are_read_as_one_table(tmp_path, small_csv):
+    frame = pd.read_csv(small_csv)
+    shards = tmp_path / "shards"
+    shards.mkdir()
+    frame.iloc[:15].to_parquet(shards / "part-000.parquet")
+    frame.iloc[15:].to_parquet(shards / "part-001.parquet")
+    cfg = config_from_dict({"audit": {"name": "x"}, "data": file_source(shards / "part-*.parquet")}, base_dir=tmp_path)
+    loaded = load_file(cfg.resolve(cfg.data.file.path), source=cfg.data.file)
+    assert len(loaded.table) == 40
+    assert sorted(loaded.fingerprints) == ["part-000.parquet", "part-001.parquet"]
+    assert sorted(loaded.table["example_id"]) == sorted(frame["id"].astype(str))
+    with pytest.raises(DataError, match="no data files match"):
+        load_file(tmp_path / "nothing-*.csv", source=cfg.data.file)
