@@ -217,6 +217,17 @@ class BeamConfig(Section):
 
     runner: str = "DirectRunner"
     options: tuple[str, ...] = ()
+    data: bool = Field(
+        default=False,
+        description="Read, normalize and split the data on Beam (sharded inputs, never loaded whole); "
+        "statistics then come straight from the split shards. Needs `data.source: file`.",
+    )
+    inference: bool = Field(default=False, description="Score the variants with Beam's RunInference.")
+    max_in_memory_rows: int = Field(
+        default=50_000, ge=100,
+        description="With `data: true`, the train/validation/eval tables handed to the model stages are "
+        "seeded stratified samples of at most this many rows each.",
+    )
 
     @field_validator("options")
     @classmethod
@@ -228,6 +239,11 @@ class BeamConfig(Section):
 
     def pipeline_args(self) -> list[str]:
         return [f"--runner={self.runner}", *self.options]
+
+    def check_refs(self, root: "AuditConfig") -> None:
+        if self.data and root.data.source != "file":
+            raise ValueError("`beam.data: true` reads sharded user files; it needs `data.source: file` "
+                             f"(got {root.data.source!r}).")
 
 
 class ReportConfig(Section):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from pipelines.artifacts import hash_path
@@ -51,8 +52,120 @@ def summarize(table: pd.DataFrame, *, sensitive_features: tuple[str, ...]) -> di
     return out
 
 
+def summarize_counts(counts: dict[str, int], *, sensitive_features: tuple[str, ...]) -> dict[str, Any]:
+    """The same structure as :func:`summarize`, from ``["rows", split, feature, value, label] -> n`` counts."""
+    import json
+
+    cells: dict[tuple[str, str, str, int], int] = {}
+    for key, n in counts.items():
+        _, split, feature, value, label = json.loads(key)
+        cells[(split, feature, str(value), int(label))] = cells.get((split, feature, str(value), int(label)), 0) + n
+    out: dict[str, Any] = {"splits": {}}
+    first = sensitive_features[0]
+    for split in ("all", *SPLITS):
+        def pick(feature, s=split):
+            return {k: v for k, v in cells.items() if k[1] == feature and (s == "all" or k[0] == s)}
+        base = pick(first)
+        rows = sum(base.values())
+        positives = sum(v for k, v in base.items() if k[3] == 1)
+        entry: dict[str, Any] = {"rows": rows, "base_rate": positives / rows if rows else None, "features": {}}
+        for feature in sensitive_features:
+            groups: dict[str, Any] = {}
+            for (sp, _, value, label), n in sorted(pick(feature).items()):
+                g = groups.setdefault(value, {"count": 0, "positives": 0})
+                g["count"] += n
+                g["positives"] += n * label
+            for g in groups.values():
+                g["share"] = g["count"] / rows if rows else None
+                g["base_rate"] = g["positives"] / g["count"]
+            entry["features"][feature] = dict(sorted(groups.items()))
+        out["splits"][split] = entry
+    out["rows"] = out["splits"]["all"]["rows"]
+    return out
+
+
+def _load_on_beam(ctx: StageContext) -> dict[str, Any]:
+    """The Beam path: sharded inputs, split shards out, in-memory tables are capped samples."""
+    import json
+
+    from pipelines.beam.data import run_beam_data_pipeline
+    from pipelines.data._split import largest_remainder
+    from pipelines.errors import DataError
+
+    cfg = ctx.config
+    src = cfg.data.file
+    path = cfg.resolve(src.path)
+    shards = expand_shards(path)
+    cap = cfg.beam.max_in_memory_rows
+    sample_size = cfg.data.audit_sample_size
+    result = run_beam_data_pipeline(
+        shards, source=src, seed=cfg.seed, eval_fraction=cfg.data.split.eval_fraction,
+        validation_fraction=cfg.data.split.validation_fraction, sample_per_stratum=cap,
+        out_dir=ctx.scratch_dir / "beam", pipeline_args=cfg.beam.pipeline_args(),
+    )
+    sensitive = tuple(src.sensitive_columns)
+    label_removed = result["removed"].get("label_missing", 0) + result["removed"].get("label_out_of_domain", 0)
+    if label_removed and not src.drop_unlabelled:
+        values = ", ".join(f"{k!r} x{n}" for k, n in sorted(result["removed_label_values"].items())[:5])
+        raise DataError(
+            f"{path}: column {src.label_column!r} must hold labels in "
+            f"{sorted(map(str, (*src.positive_labels, *src.negative_labels)))}. Got {label_removed} row(s) "
+            f"missing or outside them ({values or 'empty'}). Set `data.file.drop_unlabelled: true` to remove "
+            "and count them."
+        )
+    summary = summarize_counts(result["counts"], sensitive_features=sensitive)
+    for feature in sensitive:
+        values = list(summary["splits"]["all"]["features"].get(feature, {}))
+        if len(values) < 2:
+            raise DataError(f"{path}: sensitive feature {feature!r} must have at least two distinct values to "
+                            f"compare groups. Found only {values[0] if values else None!r}.")
+    by_split: dict[str, list[tuple[str, list[dict]]]] = {s: [] for s in SPLITS}
+    for stratum, rows in sorted(result["samples"].items()):
+        split = json.loads(stratum)[0]
+        by_split[split].append((stratum, rows))
+
+    def capped(split: str, size: int | None) -> pd.DataFrame:
+        strata = by_split[split]
+        sizes = []
+        for stratum, rows in strata:
+            _, first_value, label = json.loads(stratum)
+            sizes.append(sum(n for k, n in result["counts"].items()
+                             if json.loads(k)[1:] == [split, sensitive[0], first_value, label]))
+        total = sum(sizes)
+        want = total if size is None else min(size, total)
+        alloc = largest_remainder(np.array(sizes), want) if sizes else []
+        rows = [r for (_, rs), k in zip(strata, alloc) for r in rs[: int(k)]]
+        frame = pd.DataFrame(rows)
+        return frame.sort_values("example_id").reset_index(drop=True) if len(frame) else frame
+
+    tables = {split: capped(split, cap) for split in SPLITS}
+    sample = capped("eval", sample_size if sample_size is not None else cap)
+    removed = {
+        "total": int(sum(result["removed"].values())),
+        "kept": int(summary["rows"]),
+        "by_reason": dict(sorted(result["removed"].items())),
+        "removed_label_values": dict(sorted(result["removed_label_values"].items())),
+    }
+    removed["rows_read"] = removed["kept"] + removed["total"]
+    summary.update({
+        "source": "file", "engine": "beam", "sensitive_features": list(sensitive),
+        "split_method": "seeded hash of example_id (stratified in expectation)",
+        "in_memory_rows": {split: int(len(t)) for split, t in tables.items()},
+        "audit_sample_rows": int(len(sample)),
+        "file_sha256": source_fingerprints(cfg),
+        "fingerprint": _fingerprint(source_fingerprints(cfg)),
+        "removed_rows": removed["total"],
+    })
+    ctx.log.info("Beam data pass: %d rows kept (%d removed) from %d shard(s)", summary["rows"], removed["total"],
+                 len(shards))
+    return {**tables, "audit_sample": sample, "removed_rows": removed, "data_summary": summary,
+            "splits": result["split_dir"]}
+
+
 def load_data_stage(ctx: StageContext) -> dict[str, Any]:
     cfg = ctx.config
+    if cfg.beam.data:
+        return _load_on_beam(ctx)
     loaded = _load(ctx)
     table = loaded.table
     strata = [loaded.sensitive_features[0], "label"]
@@ -126,7 +239,7 @@ def source_fingerprints(cfg: AuditConfig) -> dict[str, str]:
 LOAD_DATA_STAGE = Stage(
     name="load_data",
     fn=load_data_stage,
-    config_sections=("data",),
+    config_sections=("data", "beam"),
     version="1",
     external_inputs=source_fingerprints,
 )

@@ -204,13 +204,26 @@ def _slice_counts(stats) -> dict[str, int]:
 
 
 def validate_data_stage(ctx: StageContext, *, train: pd.DataFrame, validation: pd.DataFrame,
-                        eval: pd.DataFrame) -> dict[str, Any]:  # noqa: A002 - the split's name
+                        eval: pd.DataFrame, splits: Path | None = None) -> dict[str, Any]:  # noqa: A002
     _quiet_tf()
     import tensorflow_data_validation as tfdv
 
     cfg = ctx.config
     sensitive = tuple(cfg.data.sensitive_features)
     frames = {"train": train, "validation": validation, "eval": eval}
+    if splits is not None:
+        # Beam data path: statistics from the full split shards, not the capped in-memory tables.
+        from pipelines.beam.data import statistics_from_shards
+
+        columns = _columns(sensitive)
+        frames = {}
+        stats_from_shards = {
+            split: statistics_from_shards(splits, split, columns=columns, sensitive=sensitive,
+                                          pipeline_args=cfg.beam.pipeline_args(), workdir=ctx.scratch_dir)
+            for split in ("train", "validation", "eval") if list(Path(splits).glob(f"{split}*.parquet"))
+        }
+    else:
+        stats_from_shards = {}
     serving_path = cfg.resolve(cfg.validation.serving_path)
     if serving_path is not None:
         from pipelines.data._sources import load_file
@@ -219,7 +232,7 @@ def validate_data_stage(ctx: StageContext, *, train: pd.DataFrame, validation: p
             raise ConfigError(f"{cfg.source}: `validation.serving` needs `data.source: file` "
                               "(the serving file is read with the same column mapping).")
         frames["serving"] = load_file(serving_path, source=cfg.data.file).table
-    stats = {}
+    stats = dict(stats_from_shards)
     for split, frame in frames.items():
         if frame.empty:
             continue
@@ -278,7 +291,9 @@ def _schema_fingerprint(cfg: AuditConfig) -> dict[str, str]:
 VALIDATE_DATA_STAGE = Stage(
     name="validate_data",
     fn=validate_data_stage,
-    inputs={"train": "load_data.train", "validation": "load_data.validation", "eval": "load_data.eval"},
+    inputs={"train": "load_data.train", "validation": "load_data.validation", "eval": "load_data.eval",
+            "splits": "load_data.splits"},
+    optional_inputs=("splits",),
     config_sections=("data", "validation", "beam"),
     version="1",
     external_inputs=_schema_fingerprint,

@@ -1,0 +1,104 @@
+"""The data stage on Beam: sharded inputs, counts equal to an in-memory computation, slices present."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from pipelines.beam.data import split_of
+from pipelines.config import load_config
+from pipelines.data.stage import LOAD_DATA_STAGE
+from pipelines.errors import ConfigError, DataError
+from pipelines.runner import run_audit
+from pipelines.validation.stage import VALIDATE_DATA_STAGE
+
+N = 1500
+
+
+@pytest.fixture
+def shards(tmp_path):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({
+        "id": [f"x{i:05d}" for i in range(N)],
+        "comment": [f"comment {i % 1400} " + "w " * (i % 7) for i in range(N)],  # 100 duplicates
+        "y": rng.choice(["0", "1", "", "maybe"], N, p=[0.46, 0.46, 0.05, 0.03]),
+        "grp": rng.choice(["a", "b", "c"], N),
+    })
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    for i, part in enumerate(np.array_split(frame, 3)):
+        part.to_csv(folder / f"part-{i}.csv", index=False)
+    return frame, folder
+
+
+def _config(write_config, folder, **data_extra):
+    data = {"source": "file", "file": {"path": str(folder / "part-*.csv"), "text_column": "comment",
+                                       "label_column": "y", "id_column": "id", "sensitive_columns": ["grp"],
+                                       "drop_unlabelled": True},
+            "audit_sample_size": 60}
+    data.update(data_extra)
+    return load_config(write_config({
+        "audit": {"name": "beamdata"}, "seed": 5, "data": data, "validation": {"schema": None},
+        "beam": {"data": True, "max_in_memory_rows": 200},
+    }))
+
+
+def _expected(frame: pd.DataFrame) -> pd.DataFrame:
+    """The same normalization, independently, in pandas."""
+    kept = frame[frame["y"].isin(["0", "1"])].copy()
+    kept["text"] = kept["comment"].str.strip()
+    kept = kept.sort_values("id").drop_duplicates(subset=["text", "grp"], keep="first")
+    kept["split"] = [split_of(i, seed=5, eval_fraction=0.3, validation_fraction=0.1) for i in kept["id"]]
+    kept["label"] = kept["y"].astype(int)
+    return kept
+
+
+def test_beam_data_stage_counts_and_statistics(shards, write_config):
+    frame, folder = shards
+    cfg = _config(write_config, folder)
+    outputs = run_audit(cfg, [LOAD_DATA_STAGE, VALIDATE_DATA_STAGE], run_id="r", started_at="t").outputs
+    data, val = outputs["load_data"], outputs["validate_data"]
+    expected = _expected(frame)
+    removed = data["removed_rows"]
+    assert removed["by_reason"]["label_missing"] == (frame["y"] == "").sum()
+    assert removed["by_reason"]["label_out_of_domain"] == (frame["y"] == "maybe").sum()
+    assert removed["by_reason"]["duplicate_text_in_group"] == frame["y"].isin(["0", "1"]).sum() - len(expected)
+    assert removed["kept"] == len(expected) and removed["rows_read"] == N
+    summary = data["data_summary"]
+    for split in ("train", "validation", "eval"):
+        part = expected[expected["split"] == split]
+        assert summary["splits"][split]["rows"] == len(part)
+        for g, rows in part.groupby("grp"):
+            assert summary["splits"][split]["features"]["grp"][g]["count"] == len(rows)
+            assert summary["splits"][split]["features"]["grp"][g]["positives"] == rows["label"].sum()
+        # the in-memory tables are capped, stratified samples of the split
+        assert len(data[split]) == min(200, len(part))
+        assert set(data[split]["example_id"]) <= set(part["id"])
+    assert len(data["audit_sample"]) == 60
+    # the split shards hold every kept row
+    shard_rows = pd.concat(pd.read_parquet(p) for p in data["splits"].glob("*.parquet"))
+    assert sorted(shard_rows["example_id"]) == sorted(expected["id"])
+    # statistics come from the full shards, one slice per group
+    stats = val["statistics_train"]
+    counts = {ds.name: ds.num_examples for ds in stats.datasets}
+    train = expected[expected["split"] == "train"]
+    assert counts["All Examples"] == len(train)
+    for g in ("a", "b", "c"):
+        assert counts[f"grp_{g}"] == (train["grp"] == g).sum()
+
+
+def test_beam_data_refuses_unlabelled_rows_by_default(shards, write_config):
+    frame, folder = shards
+    cfg = load_config(write_config({
+        "audit": {"name": "beamdata"}, "data": {"source": "file", "file": {
+            "path": str(folder / "part-*.csv"), "text_column": "comment", "label_column": "y",
+            "sensitive_columns": ["grp"]}},
+        "beam": {"data": True}}))
+    with pytest.raises(DataError, match=r"column 'y' must hold labels.*'maybe' x"):
+        run_audit(cfg, [LOAD_DATA_STAGE], run_id="r", started_at="t")
+
+
+def test_beam_data_needs_a_file_source(write_config):
+    with pytest.raises(ConfigError, match="beam.data: true.*data.source: file"):
+        load_config(write_config({"audit": {"name": "x"}, "beam": {"data": True}}))
