@@ -50,8 +50,10 @@ test-all: $(STAMP)
 bench: $(STAMP)
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b --quick || exit $$?; done
 
+# Classic Notebook 6.5 on 127.0.0.1 with what the What-If Tool needs: the widget and WIT
+# nbextensions enabled, and the pure-Python protobuf in the kernel (witwidget's old *_pb2.py).
 notebook: $(STAMP)
-	PROTOCOL_BUFFERS_PYTHON_IMPLEMENTATION=python $(BIN)/jupyter notebook --no-browser --ip=127.0.0.1 --notebook-dir=notebooks
+	$(BIN)/python -m pipelines.wit.notebook_server $(NOTEBOOK_ARGS)
 
 # Regenerate the fully pinned lock (uv resolves in seconds; pip's resolver backtracks for minutes).
 lock:

@@ -102,18 +102,28 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from pipelines.runner import run_audit
     from pipelines.stages import build_stages, data_fingerprint_of, verdict_of
 
+    from pipelines.errors import LockError
+    from pipelines.report import post_run, previous_runs
+
     now = dt.datetime.now(dt.timezone.utc)
     run_id = args.run_id or f"{now:%Y%m%dT%H%M%SZ}-{cfg.config_hash()[:8]}"
-    result = run_audit(
-        cfg, build_stages(cfg), run_id=run_id, started_at=now.isoformat(timespec="seconds"),
-        show_progress=not args.no_progress, lock_timeout=args.wait,
-        data_fingerprint=data_fingerprint_of, finalize=verdict_of,
-    )
+    stages = build_stages(cfg, previous_runs=previous_runs(cfg))
+    try:
+        result = run_audit(
+            cfg, stages, run_id=run_id, started_at=now.isoformat(timespec="seconds"),
+            show_progress=not args.no_progress, lock_timeout=args.wait,
+            data_fingerprint=data_fingerprint_of, finalize=verdict_of,
+        )
+    except LockError:
+        raise  # the other run owns the audit; nothing of ours to record
+    except BaseException:
+        post_run(cfg.runs_dir / run_id)  # records the failed run in the history
+        raise
+    posted = post_run(result.run_dir)  # the final report (with the finished manifest) + history row
     verdict = result.verdict or "pass"
     print(f"run {result.run_id}: verdict {verdict.upper()} -> {result.run_dir}")
-    report = result.run_dir / "report" / "report.html"
-    if report.is_file():
-        print(f"report: {report}")
+    if posted.get("report"):
+        print(f"report: {posted['report']}")
     return EXIT_CODES.get(verdict, EXIT_ERROR)
 
 

@@ -255,6 +255,9 @@ def _run_locked(config, stages, *, run_id, started_at, show_progress, data_finge
     outputs: dict[str, dict[str, Any]] = {}
     hashes: dict[str, dict[str, str]] = {}
     skipped: set[str] = set()
+    # a stage that needs an upstream stage missing from the graph is skipped like a disabled one
+    names = {stage.name for stage in stages}
+    skipped.update({ref.split(".", 1)[0] for stage in stages for ref in stage.inputs.values()} - names)
     try:
         for stage in stages:
             needed = {ref.split(".", 1)[0] for p, ref in stage.inputs.items() if p not in stage.optional_inputs}

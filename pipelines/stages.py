@@ -18,13 +18,37 @@ from pipelines.runner import Stage
 __all__ = ["build_stages", "verdict_of", "data_fingerprint_of"]
 
 
-def build_stages(config: AuditConfig) -> list[Stage]:
-    """Every stage, in order; the runner skips those whose inputs are disabled."""
+def build_stages(config: AuditConfig, *, previous_runs: list[dict[str, Any]] | tuple = ()) -> list[Stage]:
+    """Every stage, in order; the runner skips those whose inputs are disabled.
+
+    ``previous_runs`` (read from the history before the run) is handed to the
+    report through the ``history`` stage, so that no stage reads the disk.
+    """
     from pipelines.data.stage import LOAD_DATA_STAGE
+    from pipelines.evaluation.stage import COUNTERFACTUALS_STAGE, EVALUATE_STAGE
+    from pipelines.report import report_stages
     from pipelines.validation.stage import VALIDATE_DATA_STAGE
 
-    stages = [LOAD_DATA_STAGE, VALIDATE_DATA_STAGE]
+    stages = [LOAD_DATA_STAGE, VALIDATE_DATA_STAGE, COUNTERFACTUALS_STAGE, *_model_stages(), EVALUATE_STAGE,
+              *_wit_stages()]
+    stages += report_stages(list(previous_runs))
     return stages
+
+
+def _model_stages() -> list[Stage]:
+    try:
+        from pipelines.variants.stage import BUILD_STAGE, PREDICT_STAGE
+    except ImportError:  # pragma: no cover - until the variants land
+        return []
+    return [BUILD_STAGE, PREDICT_STAGE]
+
+
+def _wit_stages() -> list[Stage]:
+    try:
+        from pipelines.wit.export import EXPORT_WIT_STAGE
+    except ImportError:  # pragma: no cover - until the What-If Tool export lands
+        return []
+    return [EXPORT_WIT_STAGE]
 
 
 def verdict_of(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:

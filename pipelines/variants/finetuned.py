@@ -1,0 +1,240 @@
+"""The fine-tuned variant: a sequence classifier (MiniLM-L6 by default) fine-tuned on the train split.
+
+Inference is tuned for a small CPU: texts are tokenized once, sorted by
+length and cut into batches padded only to their own longest text, and run
+under ``torch.inference_mode``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from pipelines.variants._base import Predictions, Progress, check_scores, check_texts, no_progress
+from pipelines.variants._hf import load_sequence_classifier, model_identity, offline, set_threads
+
+__all__ = ["FinetunedPredictor", "train_classifier", "encode", "length_batches", "pad_batch"]
+
+offline()
+
+
+def encode(tokenizer: Any, texts: Sequence[str], *, max_length: int) -> tuple[list[list[int]], np.ndarray]:
+    """Token ids (with special tokens, cut to ``max_length``) and whether each text was cut."""
+    enc = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+    raw = tokenizer(list(texts), add_special_tokens=False)["input_ids"]
+    n_special = tokenizer.num_special_tokens_to_add(pair=False)
+    truncated = np.array([len(r) + n_special > max_length for r in raw], dtype=bool)
+    return [list(e) for e in enc], truncated
+
+
+def length_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
+    """Index batches over texts sorted by length (stable), so padding stays small."""
+    order = np.argsort(np.asarray(lengths), kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+def pad_batch(ids: Sequence[Sequence[int]], pad_id: int, *, side: str = "right", multiple: int = 1):
+    """``input_ids`` and ``attention_mask`` tensors padded to the batch's longest row.
+
+    ``multiple`` rounds the width up, so that fewer distinct shapes reach the
+    CPU kernels (oneDNN builds a kernel per new shape, which costs more than
+    a little padding on a first pass).
+    """
+    import torch
+
+    width = max(len(r) for r in ids)
+    width = -(-width // multiple) * multiple
+    input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(ids), width), dtype=torch.long)
+    for i, row in enumerate(ids):
+        if side == "right":
+            input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+            mask[i, : len(row)] = 1
+        else:
+            input_ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
+            mask[i, width - len(row) :] = 1
+    return input_ids, mask
+
+
+def _pad_id(tokenizer: Any) -> int:
+    pid = tokenizer.pad_token_id
+    if pid is None:
+        pid = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+    return int(pid)
+
+
+class FinetunedPredictor:
+    """Scores texts with a 2-label sequence classifier folder.
+
+    Parameters
+    ----------
+    model_dir
+        A sequence-classification model folder (safetensors, config, tokenizer).
+    max_length
+        Longer texts are cut to this many tokens (and reported as truncated).
+    batch_size
+        Texts per forward pass.
+    """
+
+    kind = "finetuned"
+
+    def __init__(self, model_dir: Path, *, name: str = "finetuned", max_length: int = 64, batch_size: int = 64,
+                 positive_index: int = 1, allow_pickle: bool = False, num_threads: int = 2,
+                 field: str = "variants.finetuned.model"):
+        self.name = name
+        self.model_dir = Path(model_dir)
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.positive_index = positive_index
+        self.allow_pickle = allow_pickle
+        self.num_threads = num_threads
+        self.field = field
+        self._model = None
+        self._tokenizer = None
+
+    def _load(self):
+        if self._model is None:
+            set_threads(self.num_threads)
+            self._model, self._tokenizer = load_sequence_classifier(
+                self.model_dir, field=self.field, allow_pickle=self.allow_pickle, new_head=False,
+                positive_index=self.positive_index)
+        return self._model, self._tokenizer
+
+    def identity(self) -> dict[str, Any]:
+        ident = model_identity(self.model_dir, kind=self.kind)
+        ident.update(max_length=self.max_length, positive_index=self.positive_index)
+        return ident
+
+    def logits(self, texts: Sequence[str], *, progress: Progress = no_progress) -> tuple[np.ndarray, np.ndarray]:
+        """Raw logits (n x 2, float64) in input order, and the truncation flags."""
+        import torch
+
+        model, tok = self._load()
+        ids, truncated = encode(tok, texts, max_length=self.max_length)
+        out = np.zeros((len(ids), model.config.num_labels), dtype=np.float64)
+        pad = _pad_id(tok)
+        batches = length_batches([len(r) for r in ids], self.batch_size)
+        with torch.inference_mode():
+            for idx in progress(batches, desc=f"{self.name}: scoring", total=len(batches), unit="batch"):
+                input_ids, mask = pad_batch([ids[i] for i in idx], pad)
+                logits = model(input_ids=input_ids, attention_mask=mask).logits
+                out[idx] = logits.double().numpy()
+        return out, truncated
+
+    def predict(self, texts: Sequence[str], *, progress: Progress = no_progress) -> Predictions:
+        texts = check_texts(texts, where=f"variant `{self.name}` input")
+        if not texts:
+            return Predictions(np.zeros(0), np.zeros(0, dtype=bool))
+        logits, truncated = self.logits(texts, progress=progress)
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        probs = np.exp(shifted) / np.exp(shifted).sum(axis=1, keepdims=True)
+        scores = check_scores(probs[:, self.positive_index], variant=self.name, where=f"{len(texts)} texts")
+        return Predictions(scores=scores, truncated=truncated)
+
+
+def train_classifier(
+    base_dir: Path,
+    *,
+    texts: Sequence[str],
+    labels: Sequence[int],
+    out_dir: Path,
+    seed: int,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    weight_decay: float,
+    warmup_ratio: float,
+    max_length: int,
+    allow_pickle: bool = False,
+    num_threads: int = 2,
+    progress: Progress = no_progress,
+    field: str = "variants.finetuned.model",
+) -> dict[str, Any]:
+    """Fine-tune ``base_dir`` with a fresh 2-label head; save an HF folder to ``out_dir``.
+
+    Seeded: the head's initialisation, dropout and batch order follow ``seed``.
+    Returns training metrics (also written to ``out_dir/training_metrics.json``).
+    """
+    import torch
+
+    set_threads(num_threads)
+    texts = check_texts(texts, where="fine-tuning data (train split)")
+    y = np.asarray(labels, dtype=np.int64)
+    if set(np.unique(y).tolist()) - {0, 1}:
+        from pipelines.errors import DataError
+
+        raise DataError(f"fine-tuning data: column `label` must hold 0/1. Got values {sorted(set(y.tolist()))}.")
+    torch.manual_seed(seed)
+    model, tok = load_sequence_classifier(base_dir, field=field, allow_pickle=allow_pickle, new_head=True)
+    model.config.id2label = {0: "negative", 1: "positive"}
+    model.config.label2id = {"negative": 0, "positive": 1}
+    ids, truncated = encode(tok, texts, max_length=max_length)
+    pad = _pad_id(tok)
+    steps_per_epoch = math.ceil(len(ids) / batch_size)
+    total = steps_per_epoch * epochs
+    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+    groups = [
+        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)], "weight_decay": weight_decay},
+        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
+    ]
+    optim = torch.optim.AdamW(groups, lr=learning_rate)
+    warmup = int(round(warmup_ratio * total))
+
+    def schedule(step: int) -> float:
+        if warmup and step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(optim, schedule)
+    rng = np.random.default_rng(seed)
+    model.train()
+    t0 = time.perf_counter()
+    history = []
+    bar = progress(total=total, desc="finetuned: training", unit="step")
+    for epoch in range(epochs):
+        order = rng.permutation(len(ids))
+        losses, correct = [], 0
+        for s in range(steps_per_epoch):
+            idx = order[s * batch_size : (s + 1) * batch_size]
+            input_ids, mask = pad_batch([ids[i] for i in idx], pad)
+            target = torch.as_tensor(y[idx])
+            out = model(input_ids=input_ids, attention_mask=mask, labels=target)
+            loss = out.loss
+            if not torch.isfinite(loss):
+                from pipelines.errors import ModelError
+
+                raise ModelError(f"fine-tuning {base_dir}: the loss became {loss.item()} at epoch {epoch + 1}, "
+                                 f"step {s + 1}. Lower `variants.finetuned.training.learning_rate`.")
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optim.step()
+            sched.step()
+            optim.zero_grad(set_to_none=True)
+            losses.append(float(loss.item()))
+            correct += int((out.logits.argmax(-1) == target).sum())
+            bar.update(1)
+        history.append({"epoch": epoch + 1, "mean_loss": float(np.mean(losses)),
+                        "final_loss": losses[-1], "train_accuracy": correct / len(ids)})
+    bar.close()
+    seconds = time.perf_counter() - t0
+    model.eval()
+    model.save_pretrained(str(out_dir), safe_serialization=True)
+    tok.save_pretrained(str(out_dir))
+    metrics = {
+        "rows": len(ids),
+        "positives": int(y.sum()),
+        "epochs": epochs,
+        "steps": total,
+        "seed": seed,
+        "truncated": int(truncated.sum()),
+        "train_seconds": round(seconds, 3),
+        "train_examples_per_s": round(len(ids) * epochs / seconds, 2) if seconds > 0 else None,
+        "history": history,
+    }
+    (Path(out_dir) / "training_metrics.json").write_text(json.dumps(metrics, indent=2), encoding="utf-8")
+    return metrics

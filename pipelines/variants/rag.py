@@ -1,0 +1,550 @@
+"""The RAG variant: MiniLM retrieval over a labelled knowledge base + a small chat LM that answers Yes/No.
+
+Retriever: mean-pooled, L2-normalised sentence embeddings; top-k by cosine
+(a dot product of normalised vectors). Generator: the chat template of the
+causal LM, with the retrieved documents and their labels as few-shot
+evidence, then the query. The score is the normalised probability of the
+positive answer token against the negative one at the answer position,
+``P(Yes) / (P(Yes) + P(No)) = sigmoid(logit_Yes - logit_No)``. Nothing is sampled.
+
+Speed levers (measured in ``benchmarks/bench_inference.py``): the KV cache of
+the prompt prefix that every example shares (system prompt + instruction) is
+computed once; prompts are batched by length with right padding, and only
+the hidden state of each row's last token goes through the LM head.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from pipelines.errors import DataError, ModelError
+from pipelines.variants._base import Predictions, Progress, check_scores, check_texts, no_progress
+from pipelines.variants._hf import load_causal_lm, load_encoder, model_identity, offline, set_threads
+from pipelines.variants.finetuned import encode, length_batches, pad_batch
+
+__all__ = [
+    "Embedder",
+    "KnowledgeBase",
+    "RagScorer",
+    "RagPredictor",
+    "top_k",
+    "load_documents",
+    "build_kb_index",
+    "PROMPT_SPLIT",
+]
+
+offline()
+
+PROMPT_SPLIT = "\x00"
+
+
+class Embedder:
+    """Mean-pooled, L2-normalised sentence embeddings from an encoder folder."""
+
+    def __init__(self, model_dir: Path, *, max_length: int = 128, batch_size: int = 64, allow_pickle: bool = False,
+                 num_threads: int = 2, field: str = "variants.rag.retriever.embedder"):
+        self.model_dir = Path(model_dir)
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.allow_pickle = allow_pickle
+        self.num_threads = num_threads
+        self.field = field
+        self._model = None
+        self._tok = None
+
+    def _load(self):
+        if self._model is None:
+            set_threads(self.num_threads)
+            self._model, self._tok = load_encoder(self.model_dir, field=self.field, allow_pickle=self.allow_pickle)
+        return self._model, self._tok
+
+    def embed(self, texts: Sequence[str], *, progress: Progress = no_progress, desc: str = "embedding"):
+        """``(embeddings float32 [n, d], truncated bool [n])`` in input order."""
+        import torch
+
+        model, tok = self._load()
+        ids, truncated = encode(tok, texts, max_length=self.max_length)
+        dim = model.config.hidden_size
+        out = np.zeros((len(ids), dim), dtype=np.float32)
+        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        batches = length_batches([len(r) for r in ids], self.batch_size)
+        with torch.inference_mode():
+            for idx in progress(batches, desc=desc, total=len(batches), unit="batch"):
+                input_ids, mask = pad_batch([ids[i] for i in idx], pad)
+                hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
+                m = mask.unsqueeze(-1).to(hidden.dtype)
+                pooled = (hidden * m).sum(1) / m.sum(1).clamp(min=1e-9)
+                pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
+                out[idx] = pooled.float().numpy()
+        if not np.isfinite(out).all():
+            raise ModelError(f"embedder {self.model_dir}: produced non-finite embeddings.")
+        return out, truncated
+
+
+def top_k(queries: np.ndarray, docs: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Indices and cosine similarities of the ``k`` most similar docs per query (ties: lower index first).
+
+    Both inputs are L2-normalised, so cosine is the dot product.
+    """
+    k = min(k, docs.shape[0])
+    sims = queries.astype(np.float32) @ docs.astype(np.float32).T
+    if k < docs.shape[0]:
+        part = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    else:
+        part = np.tile(np.arange(docs.shape[0]), (sims.shape[0], 1))
+    part_sims = np.take_along_axis(sims, part, axis=1)
+    order = np.lexsort((part, -part_sims), axis=1)
+    idx = np.take_along_axis(part, order, axis=1)
+    return idx, np.take_along_axis(sims, idx, axis=1)
+
+
+# -- knowledge base -----------------------------------------------------------
+
+DOC_COLUMNS = ("doc_id", "text", "doc_label", "doc_group")
+
+
+def load_documents(path: Path, *, fmt: str | None, text_column: str, id_column: str | None,
+                   label_column: str | None, group_column: str | None):
+    """A user corpus (CSV, JSONL or Parquet) as a table with ``doc_id, text, doc_label, doc_group``."""
+    import pandas as pd
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"knowledge base file {path} does not exist (`variants.rag.knowledge_base.path`).")
+    fmt = fmt or {".csv": "csv", ".jsonl": "jsonl", ".parquet": "parquet", ".pq": "parquet"}.get(path.suffix.lower())
+    try:
+        if fmt == "csv":
+            df = pd.read_csv(path)
+        elif fmt == "jsonl":
+            df = pd.read_json(path, lines=True)
+        elif fmt == "parquet":
+            df = pd.read_parquet(path)
+        else:
+            raise DataError(f"knowledge base file {path}: unknown format; set `variants.rag.knowledge_base.format` "
+                            "to csv, jsonl or parquet.")
+    except DataError:
+        raise
+    except Exception as exc:
+        raise DataError(f"knowledge base file {path}: could not be read as {fmt}: {type(exc).__name__}: {exc}") from exc
+    for field, col in (("text_column", text_column), ("id_column", id_column), ("label_column", label_column),
+                       ("group_column", group_column)):
+        if col is not None and col not in df.columns:
+            raise DataError(f"knowledge base file {path}: column {col!r} (`variants.rag.knowledge_base.{field}`) "
+                            f"is missing. Found columns: {', '.join(map(str, df.columns))}.")
+    text = df[text_column]
+    keep = text.map(lambda t: isinstance(t, str) and bool(t.strip()))
+    df = df[keep].reset_index(drop=True)
+    if df.empty:
+        raise DataError(f"knowledge base file {path}: no rows with a non-empty `{text_column}`.")
+    ids = df[id_column].astype(str) if id_column else pd.Series([f"kb-{i}" for i in range(len(df))])
+    if ids.duplicated().any():
+        raise DataError(f"knowledge base file {path}: column {id_column!r} has duplicate ids "
+                        f"(e.g. {ids[ids.duplicated()].iloc[0]!r}).")
+    out = pd.DataFrame({
+        "doc_id": ids.values,
+        "text": df[text_column].astype(str).values,
+        "doc_label": pd.array(df[label_column], dtype="Int64") if label_column else pd.array([None] * len(df), dtype="Int64"),
+        "doc_group": df[group_column].astype(str).values if group_column else [None] * len(df),
+    })
+    out.attrs["dropped_empty"] = int((~keep).sum())
+    return out
+
+
+def build_kb_index(embedder: Embedder, docs, out_dir: Path, *, progress: Progress = no_progress) -> dict[str, Any]:
+    """Embed ``docs`` and write ``embeddings.npy`` and ``docs.parquet`` to ``out_dir``."""
+    emb, truncated = embedder.embed(list(docs["text"]), progress=progress, desc="rag: embedding knowledge base")
+    np.save(Path(out_dir) / "embeddings.npy", emb, allow_pickle=False)
+    docs.to_parquet(Path(out_dir) / "docs.parquet", index=False)
+    return {"docs": int(len(docs)), "dim": int(emb.shape[1]), "truncated": int(truncated.sum())}
+
+
+@dataclass
+class KnowledgeBase:
+    docs: Any  # DataFrame with DOC_COLUMNS
+    embeddings: np.ndarray
+
+    @classmethod
+    def load(cls, folder: Path) -> "KnowledgeBase":
+        import pandas as pd
+
+        folder = Path(folder)
+        for name in ("embeddings.npy", "docs.parquet"):
+            if not (folder / name).is_file():
+                raise ModelError(f"knowledge-base index {folder}: {name} is missing; delete the folder to rebuild it.")
+        emb = np.load(folder / "embeddings.npy", allow_pickle=False)
+        docs = pd.read_parquet(folder / "docs.parquet")
+        if len(docs) != emb.shape[0]:
+            raise ModelError(f"knowledge-base index {folder}: {len(docs)} documents but {emb.shape[0]} embeddings.")
+        return cls(docs=docs, embeddings=emb)
+
+
+# -- generator ----------------------------------------------------------------
+
+
+class RagScorer:
+    """Scores (query, retrieved documents) pairs with a chat LM: P(positive answer) at the answer position."""
+
+    def __init__(self, model_dir: Path, *, system_prompt: str, instruction: str, question: str,
+                 positive_answer: str = "Yes", negative_answer: str = "No", doc_max_tokens: int = 48,
+                 query_max_tokens: int = 96, batch_size: int = 8, prefix_cache: bool = True, int8: bool = False,
+                 prompt_style: str = "few_shot_turns", pad_multiple: int = 1, allow_pickle: bool = False,
+                 num_threads: int = 2, field: str = "variants.rag.generator.model"):
+        self.model_dir = Path(model_dir)
+        self.system_prompt = system_prompt
+        self.instruction = instruction
+        self.question = question
+        self.positive_answer = positive_answer
+        self.negative_answer = negative_answer
+        self.doc_max_tokens = doc_max_tokens
+        self.query_max_tokens = query_max_tokens
+        self.batch_size = batch_size
+        self.prefix_cache = prefix_cache
+        self.int8 = int8
+        if prompt_style not in ("few_shot_turns", "single_turn"):
+            raise ValueError(f"prompt_style must be 'few_shot_turns' or 'single_turn'. Got {prompt_style!r} instead.")
+        self.prompt_style = prompt_style
+        self.pad_multiple = pad_multiple
+        self.allow_pickle = allow_pickle
+        self.num_threads = num_threads
+        self.field = field
+        self._model = None
+        self._tok = None
+        self._prefix_kv = None
+        self._doc_text_memo: dict[str, str] = {}
+        self._doc_part_memo: dict[tuple, tuple[str, str]] = {}
+
+    # loading ------------------------------------------------------------------
+    def _load(self):
+        if self._model is None:
+            set_threads(self.num_threads)
+            model, tok = load_causal_lm(self.model_dir, field=self.field, allow_pickle=self.allow_pickle)
+            if self.int8:
+                import torch
+                from torch.ao.quantization import quantize_dynamic
+
+                model = quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            self._model, self._tok = model, tok
+            self.answer_ids = (self._answer_id(self.positive_answer), self._answer_id(self.negative_answer))
+            if self.answer_ids[0] == self.answer_ids[1]:
+                raise ModelError(f"generator {self.model_dir}: the answers {self.positive_answer!r} and "
+                                 f"{self.negative_answer!r} start with the same token; pick answers that differ.")
+            head = self._render([{"role": "user", "content": PROMPT_SPLIT}]).split(PROMPT_SPLIT)[0]
+            self._prefix_text = head + (self.instruction + "\n\n" if self.prompt_style == "single_turn" else "")
+            self._prefix_ids = tok(self._prefix_text, add_special_tokens=False)["input_ids"]
+        return self._model, self._tok
+
+    def _answer_id(self, answer: str) -> int:
+        ids = self._tok(answer, add_special_tokens=False)["input_ids"]
+        if not ids:
+            raise ModelError(f"generator {self.model_dir}: the answer {answer!r} tokenizes to nothing.")
+        return int(ids[0])
+
+    def _render(self, turns: list[dict[str, str]]) -> str:
+        system = self.system_prompt
+        if self.prompt_style == "few_shot_turns":
+            # the question is asked once, in the (cached) system prompt, not in every turn
+            system = f"{system} {self.question}".strip()
+        messages = [{"role": "system", "content": system}] if system else []
+        return self._tok.apply_chat_template(messages + turns, tokenize=False, add_generation_prompt=True)
+
+    def identity(self) -> dict[str, Any]:
+        return model_identity(self.model_dir, kind="causal_lm")
+
+    # prompts ------------------------------------------------------------------
+    def _short(self, text: str, limit: int) -> tuple[str, bool]:
+        ids = self._tok(text, add_special_tokens=False)["input_ids"]
+        if len(ids) <= limit:
+            return text, False
+        return self._tok.decode(ids[:limit], skip_special_tokens=True).strip() + " ...", True
+
+    def _doc_text(self, text: str) -> str:
+        if text not in self._doc_text_memo:
+            self._doc_text_memo[text] = self._short(" ".join(text.split()), self.doc_max_tokens)[0]
+        return self._doc_text_memo[text]
+
+    def _label(self, label: Any) -> str | None:
+        if label is None or (isinstance(label, float) and np.isnan(label)):
+            return None
+        return self.positive_answer if int(label) == 1 else self.negative_answer
+
+    def _turns(self, q: str, docs: Sequence[tuple[str, Any]]) -> list[dict[str, str]]:
+        if self.prompt_style == "few_shot_turns":
+            # each labelled document is a solved example: a user turn and the assistant's answer
+            turns, context = [], []
+            for text, label in docs:
+                answer = self._label(label)
+                if answer is None:
+                    context.append(f"Related comment: {self._doc_text(text)}")
+                    continue
+                turns += [{"role": "user", "content": f"Comment: {self._doc_text(text)}"},
+                          {"role": "assistant", "content": answer}]
+            final = "\n".join(context) + ("\n\n" if context else "") + f"Comment: {q}"
+            return turns + [{"role": "user", "content": final}]
+        lines = []
+        for i, (text, label) in enumerate(docs, 1):
+            lines.append(f"Example {i}: {self._doc_text(text)}")
+            answer = self._label(label)
+            if answer is not None:
+                lines.append(f"Label: {answer}")
+        body = "\n".join(lines) + ("\n\n" if lines else "") + f"Comment: {q}\n{self.question}"
+        return [{"role": "user", "content": self.instruction + "\n\n" + body}]
+
+    def parts(self, query: str, docs: Sequence[tuple[str, Any]]) -> tuple[str, str, bool]:
+        """``(document part, query part, query cut)``: prompt = shared prefix + document part + query part.
+
+        The document part depends only on the documents, so an example and its
+        ``query_only`` twins share it (and its KV cache). The parts are always
+        tokenized separately, so that every path sees the same token ids.
+        """
+        self._load()
+        key = tuple((t, self._label(lab)) for t, lab in docs)
+        if key not in self._doc_part_memo:
+            marker = "Comment: " + PROMPT_SPLIT
+            full = self._render(self._turns(PROMPT_SPLIT, docs))
+            if not full.startswith(self._prefix_text) or full.count(marker) != 1:
+                raise ModelError(f"generator {self.model_dir}: the chat template does not render the shared prompt "
+                                 "prefix the same way for every example; set `variants.rag.generator.prefix_cache: "
+                                 "false`.")
+            head, tail = full.split(marker)
+            self._doc_part_memo[key] = (head[len(self._prefix_text):], tail)
+        doc_part, tail = self._doc_part_memo[key]
+        q, cut = self._short(" ".join(query.split()), self.query_max_tokens)
+        return doc_part, "Comment: " + q + tail, cut
+
+    def suffix(self, query: str, docs: Sequence[tuple[str, Any]]) -> tuple[str, bool]:
+        """The per-example part of the prompt (everything after the shared prefix) and whether the query was cut."""
+        doc_part, query_part, cut = self.parts(query, docs)
+        return doc_part + query_part, cut
+
+    def prompt(self, query: str, docs: Sequence[tuple[str, Any]]) -> str:
+        """The full prompt text (what a naive per-example ``generate()`` would see)."""
+        self._load()
+        return self._prefix_text + self.suffix(query, docs)[0]
+
+    def prompt_ids(self, query: str, docs: Sequence[tuple[str, Any]]) -> list[int]:
+        """Token ids of the full prompt: prefix ids + document-part ids + query-part ids (tokenized separately)."""
+        _, tok = self._load()
+        doc_part, query_part, _ = self.parts(query, docs)
+        return list(self._prefix_ids) + self._ids(doc_part) + self._ids(query_part)
+
+    def _ids(self, text: str) -> list[int]:
+        return list(self._tok(text, add_special_tokens=False)["input_ids"]) if text else []
+
+    # scoring ------------------------------------------------------------------
+    def _prefix_cache(self):
+        import torch
+
+        if self._prefix_kv is None:
+            model, _ = self._load()
+            base = getattr(model, model.base_model_prefix)
+            with torch.inference_mode():
+                out = base(input_ids=torch.tensor([self._prefix_ids]), use_cache=True)
+            self._prefix_kv = out.cache if hasattr(out, "cache") else out.past_key_values
+        return self._prefix_kv
+
+    def answer_logits(self, queries: Sequence[str], doc_lists: Sequence[Sequence[tuple[str, Any]]], *,
+                      progress: Progress = no_progress, desc: str = "rag: scoring") -> tuple[np.ndarray, np.ndarray]:
+        """``(logits [n, 2] of (positive, negative) answer tokens, query truncated flags [n])``."""
+        out, cuts, _, _, _ = self.answer_logits_with_followers(queries, doc_lists, followers=None, progress=progress,
+                                                               desc=desc)
+        return out, cuts
+
+    def answer_logits_with_followers(
+        self, queries: Sequence[str], doc_lists: Sequence[Sequence[tuple[str, Any]]], *,
+        followers: Sequence[Sequence[str]] | None, progress: Progress = no_progress, desc: str = "rag: scoring",
+    ) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], list[np.ndarray], float]:
+        """:meth:`answer_logits`, plus the logits of follower queries.
+
+        ``followers[i]``: more queries that share ``doc_lists[i]`` (``query_only``
+        twins). Their prompts reuse the KV cache of query ``i``'s prefix and
+        document part, so only their query part is computed. Returns ``(logits,
+        cuts, follower logits [m_i, 2] per query, follower cuts per query,
+        seconds spent on followers)``.
+        """
+        import time
+
+        import torch
+
+        model, tok = self._load()
+        parts = [self.parts(q, d) for q, d in zip(queries, doc_lists)]
+        doc_ids = [self._ids(p[0]) for p in parts]
+        query_ids = [self._ids(p[1]) for p in parts]
+        cuts = np.asarray([p[2] for p in parts], dtype=bool)
+        out = np.zeros((len(parts), 2), dtype=np.float64)
+        f_logits = [np.zeros((len(f), 2)) for f in followers] if followers is not None else []
+        f_cuts = [np.zeros(len(f), dtype=bool) for f in followers] if followers is not None else []
+        f_seconds = 0.0
+        pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+        base = getattr(model, model.base_model_prefix)
+        head = model.get_output_embeddings()
+        answer = torch.tensor(self.answer_ids)
+        use_prefix = self.prefix_cache and len(self._prefix_ids) > 0
+        n_prefix = len(self._prefix_ids)
+        batches = length_batches([len(a) + len(b) for a, b in zip(doc_ids, query_ids)], self.batch_size)
+
+        def forward(rows, cache, cached_mask, position_start=None):
+            input_ids, mask = pad_batch(rows, pad, side="right", multiple=self.pad_multiple)
+            kwargs: dict[str, Any] = {"use_cache": followers is not None}
+            if cache is not None:
+                mask = torch.cat([cached_mask.to(mask.dtype), mask], dim=1)
+                kwargs.update(cache=cache, use_cache=True)
+            if position_start is not None:
+                kwargs["position_ids"] = position_start.unsqueeze(1) + torch.arange(input_ids.shape[1]).unsqueeze(0)
+            res = base(input_ids=input_ids, attention_mask=mask, **kwargs)
+            h = res.last_hidden_state[torch.arange(len(rows)), torch.tensor([len(r) - 1 for r in rows])]
+            return head(h)[:, answer].double().numpy(), getattr(res, "cache", None)
+
+        with torch.inference_mode():
+            for idx in progress(batches, desc=desc, total=len(batches), unit="batch"):
+                rows = [([] if use_prefix else list(self._prefix_ids)) + doc_ids[i] + query_ids[i] for i in idx]
+                cache = None
+                if use_prefix:
+                    cache = copy.deepcopy(self._prefix_cache())
+                    cache.batch_repeat_interleave(len(idx))
+                logits, cache = forward(rows, cache, torch.ones((len(idx), n_prefix if use_prefix else 0)))
+                out[idx] = logits
+                if followers is None or not any(followers[i] for i in idx):
+                    continue
+                t0 = time.perf_counter()
+                # One batch for every follower of this batch's rows: each reuses its row's cache up to the
+                # end of the document part (prefix + documents); positions past that are masked out, and
+                # the follower's query tokens continue at the row's own position.
+                owner, f_rows, f_parts = [], [], []
+                for b, i in enumerate(idx):
+                    for f in followers[i]:
+                        part = self.parts(f, doc_lists[i])
+                        owner.append((b, i))
+                        f_parts.append(part)
+                        f_rows.append(self._ids(part[1]))
+                shared = torch.tensor([n_prefix + len(doc_ids[i]) for _, i in owner])
+                width = int(shared.max())
+                cached_mask = (torch.arange(width).unsqueeze(0) < shared.unsqueeze(1))
+                f_cache = _select_cache(cache, torch.tensor([b for b, _ in owner]), width)
+                logits_f, _ = forward(f_rows, f_cache, cached_mask, position_start=shared)
+                pos = 0
+                for b, i in enumerate(idx):
+                    m = len(followers[i])
+                    if m:
+                        f_logits[i] = logits_f[pos : pos + m]
+                        f_cuts[i] = np.asarray([p[2] for p in f_parts[pos : pos + m]], dtype=bool)
+                        pos += m
+                f_seconds += time.perf_counter() - t0
+        return out, cuts, f_logits, f_cuts, f_seconds
+
+    @staticmethod
+    def _to_scores(logits: np.ndarray) -> np.ndarray:
+        with np.errstate(over="ignore", invalid="ignore"):
+            return 1.0 / (1.0 + np.exp(-(logits[:, 0] - logits[:, 1])))
+
+    def score(self, queries: Sequence[str], doc_lists: Sequence[Sequence[tuple[str, Any]]], *,
+              progress: Progress = no_progress, desc: str = "rag: scoring") -> tuple[np.ndarray, np.ndarray]:
+        logits, cuts = self.answer_logits(queries, doc_lists, progress=progress, desc=desc)
+        return self._to_scores(logits), cuts
+
+
+def _select_cache(cache: Any, rows: Any, length: int) -> Any:
+    """A new cache with batch rows ``rows`` (repeats allowed) of ``cache``, cut to the first ``length`` positions."""
+    from transformers import DynamicCache
+
+    new = DynamicCache()
+    for layer_idx, layer in enumerate(cache.layers):
+        new.update(layer.keys[rows, :, :length, :], layer.values[rows, :, :length, :], layer_idx)
+    return new
+
+
+class RagPredictor:
+    """Retrieval over a knowledge base + :class:`RagScorer`, behind the one predictor interface."""
+
+    kind = "rag"
+
+    def __init__(self, *, embedder: Embedder, kb: KnowledgeBase, scorer: RagScorer, k: int = 4, name: str = "rag",
+                 kb_dir: Path | None = None):
+        import pandas as pd
+
+        self.name = name
+        self.embedder = embedder
+        self.kb = kb
+        self.scorer = scorer
+        self.k = k
+        self.kb_dir = kb_dir
+        self._doc_texts = list(kb.docs["text"])
+        self._doc_labels = [None if pd.isna(v) else int(v) for v in kb.docs["doc_label"].tolist()]
+        self._doc_ids = [str(v) for v in kb.docs["doc_id"]]
+
+    def identity(self) -> dict[str, Any]:
+        emb = model_identity(self.embedder.model_dir, kind="embedder")
+        gen = self.scorer.identity()
+        out = {
+            "kind": self.kind,
+            "model_dir": str(self.scorer.model_dir),
+            "weights_sha256": gen["weights_sha256"],
+            "config_sha256": gen["config_sha256"],
+            "embedder": emb,
+            "generator": gen,
+            "k": self.k,
+            "knowledge_base_docs": int(len(self._doc_ids)),
+        }
+        if self.kb_dir is not None:
+            out["knowledge_base_dir"] = str(self.kb_dir)
+            entry = Path(self.kb_dir) / "_entry.json"
+            if entry.is_file():
+                out["knowledge_base_key"] = json.loads(entry.read_text(encoding="utf-8")).get("key")
+        return out
+
+    def retrieve(self, texts: Sequence[str], *, progress: Progress = no_progress) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(doc indices [n, k], cosine similarities [n, k], query truncated [n])``."""
+        emb, truncated = self.embedder.embed(texts, progress=progress, desc=f"{self.name}: embedding queries")
+        idx, sims = top_k(emb, self.kb.embeddings, self.k)
+        return idx, sims, truncated
+
+    def _docs(self, doc_index: np.ndarray) -> list[list[tuple[str, Any]]]:
+        return [[(self._doc_texts[j], self._doc_labels[j]) for j in row] for row in doc_index]
+
+    def _extras(self, idx: np.ndarray, sims: np.ndarray) -> dict[str, list[Any]]:
+        return {
+            "retrieved_ids": [[self._doc_ids[j] for j in row] for row in idx],
+            "retrieved_similarities": [[float(v) for v in row] for row in sims],
+            "retrieved_index": [row.tolist() for row in idx],
+        }
+
+    def score_with_docs(self, texts: Sequence[str], doc_index: np.ndarray, *, progress: Progress = no_progress,
+                        desc: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+        return self.scorer.score(texts, self._docs(doc_index), progress=progress, desc=desc or f"{self.name}: scoring")
+
+    def predict_with_followers(self, texts: Sequence[str], followers: Sequence[Sequence[str]], *,
+                               progress: Progress = no_progress) -> tuple[Predictions, list[np.ndarray],
+                                                                          list[np.ndarray], float]:
+        """:meth:`predict`, plus scores of ``followers[i]`` with text ``i``'s retrieved documents.
+
+        This is the ``query_only`` twin mode: each follower reuses the KV cache of
+        its original's prompt up to the query. Returns ``(predictions, follower
+        scores, follower cut flags, seconds spent on followers)``.
+        """
+        texts = check_texts(texts, where=f"variant `{self.name}` input")
+        if not texts:
+            return self.predict(texts), [], [], 0.0
+        idx, sims, cut_embed = self.retrieve(texts, progress=progress)
+        logits, cut_prompt, f_logits, f_cuts, f_seconds = self.scorer.answer_logits_with_followers(
+            texts, self._docs(idx), followers=followers, progress=progress,
+            desc=f"{self.name}: scoring (+ query_only twins)")
+        scores = check_scores(self.scorer._to_scores(logits), variant=self.name, where=f"{len(texts)} texts")
+        f_scores = [check_scores(self.scorer._to_scores(x), variant=self.name, where="query_only twins")
+                    if len(x) else np.zeros(0) for x in f_logits]
+        pred = Predictions(scores=scores, truncated=cut_embed | cut_prompt, extras=self._extras(idx, sims))
+        return pred, f_scores, f_cuts, f_seconds
+
+    def predict(self, texts: Sequence[str], *, progress: Progress = no_progress) -> Predictions:
+        texts = check_texts(texts, where=f"variant `{self.name}` input")
+        if not texts:
+            return Predictions(np.zeros(0), np.zeros(0, dtype=bool),
+                               {"retrieved_ids": [], "retrieved_similarities": [], "retrieved_index": []})
+        idx, sims, cut_embed = self.retrieve(texts, progress=progress)
+        scores, cut_prompt = self.score_with_docs(texts, idx, progress=progress)
+        scores = check_scores(scores, variant=self.name, where=f"{len(texts)} texts")
+        return Predictions(scores=scores, truncated=cut_embed | cut_prompt, extras=self._extras(idx, sims))

@@ -1,0 +1,253 @@
+"""The report stage: sections in order, verdict, numbers that match summary.json and an
+independent computation, absent parts, and escaping of dataset text."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+
+import numpy as np
+import pytest
+from bs4 import BeautifulSoup
+from sklearn.metrics import accuracy_score, roc_auc_score
+
+from pipelines.report import SECTIONS, SUMMARY_VERSION, report_stage
+from pipelines.report._render import fmt
+from pipelines.runner import StageContext
+from tests.report.conftest import PAYLOAD_GROUP, audit_config, make_artifacts
+
+
+def _ctx(cfg, tmp_path, run_id="r1"):
+    scratch = tmp_path / "scratch"
+    scratch.mkdir(exist_ok=True)
+    return StageContext(config=cfg, run_id=run_id, scratch_dir=scratch, cache_dir=tmp_path / "cache",
+                        log=logging.getLogger("test"), show_progress=False, input_hashes={"data.x": "0" * 64})
+
+
+def _render(tmp_path, cfg=None, history=None, **kwargs):
+    cfg = cfg or audit_config(tmp_path)
+    arts = make_artifacts(cfg, **kwargs)
+    out = report_stage(_ctx(cfg, tmp_path), **arts, history={"runs": history or []})
+    html = out["report"].read_text(encoding="utf-8")
+    summary = json.loads(json.dumps(out["summary"], allow_nan=False))  # strict JSON round trip
+    return BeautifulSoup(html, "html.parser"), summary, arts, html
+
+
+def _float(cell) -> float:
+    return float(cell["data-value"])
+
+
+def test_sections_come_in_order_with_the_verdict_first(tmp_path):
+    soup, summary, _, _ = _render(tmp_path)
+    ids = [s["data-section"] for s in soup.find_all("section")]
+    assert ids == [sid for sid, _ in SECTIONS] == summary["sections"]
+    assert ids[0] == "verdict"
+    assert summary["summary_version"] == SUMMARY_VERSION
+    assert soup.find("meta", attrs={"name": "summary-version"})["content"] == str(SUMMARY_VERSION)
+    # the per-variant parts come in the issue's order inside each variant
+    art = soup.select_one('article.variant[data-variant="rag"]')
+    headings = [h.get_text(" ", strip=True) for h in art.find_all("h4")]
+    order = ["Per-group metrics", "Disparities", "Unintended-bias AUCs", "Counterfactual flip rates", "Retrieval exposure"]
+    positions = [next(i for i, h in enumerate(headings) if h.startswith(o)) for o in order]
+    assert positions == sorted(positions)
+
+
+def test_verdict_matches_the_gates(tmp_path):
+    soup, summary, arts, _ = _render(tmp_path)
+    fairness = arts["evaluate"]["fairness"]
+    assert summary["verdict"]["overall"] == fairness["verdict"]
+    badge = soup.select_one("#verdict-badge")
+    assert badge["data-verdict"] == fairness["verdict"]
+    rows = soup.select("#gates tbody tr")
+    assert len(rows) == len(fairness["gates"]) == len(summary["verdict"]["gates"])
+    for row, gate in zip(rows, fairness["gates"]):
+        cells = [c.get_text(" ", strip=True) for c in row.find_all("td")]
+        assert cells[0] == gate["gate"] and cells[1] == gate["variant"]
+        assert cells[5].startswith(gate["status"].replace("_", " "))
+    for name, v in summary["verdict"]["by_variant"].items():
+        own = [g["status"] for g in fairness["gates"] if g["variant"] == name]
+        expected = "fail" if "fail" in own else "insufficient_evidence" if any(s != "pass" for s in own) else "pass"
+        assert v["verdict"] == expected
+        assert soup.select_one(f'#verdict-by-variant tr[data-variant="{name}"] .badge')["data-verdict"] == expected
+
+
+@pytest.mark.parametrize("gates, verdict, words", [
+    ([{"metric": "accuracy", "bound": 0.0, "direction": "min"}], "pass", "PASS: all 4 gate(s) passed"),
+    ([{"metric": "accuracy", "bound": 0.99, "direction": "min", "variants": ["rag"]}], "fail",
+     "FAIL: 2 of 2 gate(s) failed: rag accuracy >= 0.99 for men: 0.675 ["),
+    ([], "pass", "no fairness gates were evaluated"),
+])
+def test_verdict_in_plain_words(tmp_path, gates, verdict, words):
+    soup, summary, _, _ = _render(tmp_path, cfg=audit_config(tmp_path, gates=gates))
+    assert summary["verdict"]["overall"] == verdict
+    assert soup.select_one("#verdict-badge")["data-verdict"] == verdict
+    assert words in soup.select_one("#verdict-words").get_text()
+    for name, v in summary["verdict"]["by_variant"].items():
+        li = soup.select_one(f'ul.variant-words li[data-variant="{name}"]').get_text()
+        assert li == v["plain_words"]
+        expected = {"pass": "passes all", "fail": "fails", "no_gates": "no gate was judged"}[v["verdict"]]
+        assert expected in li
+
+
+def test_key_numbers_match_summary_and_an_independent_computation(tmp_path):
+    soup, summary, arts, _ = _render(tmp_path)
+    sample = arts["data"]["audit_sample"]
+    preds = arts["predict"]["predictions"]
+    for name in ("finetuned", "rag"):
+        p = preds[preds["variant"] == name].set_index("example_id").loc[sample["example_id"]]
+        y = sample["label"].to_numpy()
+        km = summary["key_metrics"][name]
+        assert km["accuracy"] == pytest.approx(accuracy_score(y, p["predicted_label"]))
+        assert km["roc_auc"] == pytest.approx(roc_auc_score(y, p["score"]))
+        acc = {g: accuracy_score(y[(sample["group"] == g).to_numpy()], p["predicted_label"][(sample["group"] == g).to_numpy()])
+               for g in ("men", "women")}
+        assert km["worst_group_gap"] == pytest.approx(abs(acc["men"] - acc["women"]))
+        tw = arts["predict"]["twin_predictions"]
+        tw = tw[(tw["variant"] == name) & (tw["mode"] == "full")]
+        flips = (tw["predicted_label"].to_numpy() != p.loc[tw["example_id"], "predicted_label"].to_numpy()).mean()
+        assert km["flip_rate"] == pytest.approx(flips)
+        perf = arts["predict"]["performance"][name]
+        assert km["latency_ms_per_example"] == pytest.approx(perf["latency_ms_per_example"])
+        assert km["build_seconds"] == pytest.approx(perf["build_seconds"])
+    # the side-by-side table shows exactly the summary's numbers
+    comp = summary["comparison"]
+    assert (comp["a"], comp["b"]) == ("finetuned", "rag")
+    acc_row = next(r for r in comp["rows"] if r["metric"] == "accuracy")
+    assert acc_row["difference"] == pytest.approx(summary["key_metrics"]["finetuned"]["accuracy"]
+                                                  - summary["key_metrics"]["rag"]["accuracy"])
+    # the paired-bootstrap CI of the difference, from the evaluation's comparison table
+    assert acc_row["difference_ci_low"] <= acc_row["difference"] <= acc_row["difference_ci_high"]
+    for row in comp["rows"]:
+        tr = soup.select_one(f'#comparison-table tr[data-metric="{row["metric"]}"]')
+        for side in ("a", "b"):
+            cell = tr.select_one(f'td[data-variant="{comp[side]}"]')
+            assert cell.get_text(strip=True) == fmt(row[side])
+            if row[side] is not None:
+                assert _float(cell) == pytest.approx(row[side])
+    # per-group cells show the evaluation's values
+    for name, section in summary["variants"].items():
+        for rec in section["group_metrics"]:
+            if rec["metric"] not in ("accuracy", "fpr") or rec["feature"] != "group":
+                continue
+            cell = soup.select_one(f'article[data-variant="{name}"] table.group-metrics '
+                                   f'tr[data-group="{rec["group"]}"] td[data-metric="{rec["metric"]}"]')
+            assert _float(cell) == pytest.approx(rec["value"])
+            assert cell.get_text(" ", strip=True).startswith(fmt(rec["value"]))
+    # the interval charts: one point per group, a CI bar around it
+    fig = soup.select_one('article[data-variant="finetuned"] figure[data-metric="accuracy"]')
+    assert len(fig.select("circle.point")) == 2 and len(fig.select("line.ci")) == 2
+    # data section
+    assert int(soup.select_one("#data-rows")["data-value"]) == summary["data"]["rows"] == 160
+    assert int(soup.select_one("#removed-total")["data-value"]) == 3
+    eval_rate = soup.select_one('table.representation td[data-split="eval"]')
+    assert _float(eval_rate) == pytest.approx(sample["label"].mean())
+    assert [a.get_text(" ", strip=True) for a in soup.select("#anomalies td:nth-of-type(2)")] == ["n_tokens"]
+    assert "yes" in soup.select_one("#drift").get_text()
+
+
+def test_rag_exposure_and_examples(tmp_path):
+    soup, summary, arts, _ = _render(tmp_path)
+    rag = summary["variants"]["rag"]
+    same = [r for r in rag["exposure"] if r["metric"] == "same_group_share" and r["group"] == "women"]
+    # fixture: rank 1 is the query's own group, rank 2 is always "women"
+    assert same[0]["value"] == pytest.approx(1.0)
+    assert soup.select_one('article[data-variant="rag"] table.exposure') is not None
+    assert soup.select_one('article[data-variant="finetuned"] table.exposure') is None
+    flips = summary["examples"]["counterfactual_flips"]["finetuned"]
+    assert 0 < len(flips) <= 6 and all(f["flipped"] for f in flips)
+    assert len(soup.select('table.flips[data-variant="finetuned"] tbody tr')) == len(flips)
+
+
+def test_report_without_evaluation_or_rag_renders_and_says_what_is_missing(tmp_path):
+    soup, summary, arts, _ = _render(tmp_path, variants=("finetuned",), with_twins=False, with_eval=False)
+    assert [s["data-section"] for s in soup.find_all("section")] == [sid for sid, _ in SECTIONS]
+    missing = {m["section"] for m in summary["missing"]}
+    assert {"evaluation", "counterfactuals", "rag", "comparison", "trend"} <= missing
+    assert {li["data-missing"] for li in soup.select("#missing li")} == missing
+    # metrics from the predictions alone, without CIs
+    p = arts["predict"]["predictions"]
+    y = arts["data"]["audit_sample"].set_index("example_id").loc[p["example_id"], "label"].to_numpy()
+    assert summary["key_metrics"]["finetuned"]["accuracy"] == pytest.approx(accuracy_score(y, p["predicted_label"]))
+    assert summary["variants"]["finetuned"]["metrics_source"] == "predictions"
+    assert "Only one variant ran" in soup.select_one("#comparison").get_text()
+    assert summary["verdict"]["overall"] == "pass" and not summary["verdict"]["gates_evaluated"]
+
+
+def test_report_with_only_the_data_stage(tmp_path):
+    cfg = audit_config(tmp_path)
+    arts = make_artifacts(cfg, with_eval=False)
+    out = report_stage(_ctx(cfg, tmp_path), data=arts["data"])
+    soup = BeautifulSoup(out["report"].read_text(), "html.parser")
+    summary = out["summary"]
+    assert [s["data-section"] for s in soup.find_all("section")] == [sid for sid, _ in SECTIONS]
+    assert {"variants", "evaluation", "data.validation"} <= {m["section"] for m in summary["missing"]}
+    assert soup.select("table.representation tr[data-group]")  # the data section still renders
+    assert summary["variants"] == {} and summary["comparison"] is None
+
+
+def test_dataset_text_and_group_names_never_become_markup(tmp_path):
+    soup, summary, _, html = _render(tmp_path, groups=("women", PAYLOAD_GROUP), payload=True)
+    assert not re.search(r"<\s*script", html, re.I)
+    assert soup.find_all("script") == []
+    assert soup.find_all(["img", "b", "i", "iframe", "object", "embed", "link"]) == []
+    for el in soup.find_all(True):
+        assert not any(attr.lower().startswith("on") for attr in el.attrs), el.name
+        for attr in ("href", "src", "xlink:href"):
+            assert not str(el.get(attr, "")).lower().startswith(("javascript:", "http")), el
+    # the only SVGs are the report's own charts; the payload's <svg onload> stayed text
+    assert all("chart" in svg.get("class", []) for svg in soup.find_all("svg"))
+    text = soup.get_text()
+    shown = [e["text"] for items in summary["examples"]["counterfactual_flips"].values() for e in items]
+    shown += [e["text"] for groups in summary["examples"]["worst_errors"].values() for items in groups.values()
+              for e in items]
+    assert any("<script>" in t for t in shown) and any("onerror" in t for t in shown)
+    for t in shown:
+        assert t in text  # shown verbatim, as text
+    assert PAYLOAD_GROUP in text
+    # the group name also reaches the SVG charts, as text
+    assert any(PAYLOAD_GROUP in t.get_text() for t in soup.select("svg text"))
+    assert "A <i>synthetic</i> audit" in text
+    assert PAYLOAD_GROUP in summary["data"]["splits"]["eval"]["groups"]["group"]
+
+
+def test_summary_is_strict_json_and_deterministic(tmp_path):
+    cfg = audit_config(tmp_path)
+    arts = make_artifacts(cfg)
+    a = report_stage(_ctx(cfg, tmp_path), **arts)["summary"]
+    b = report_stage(_ctx(cfg, tmp_path), **arts)["summary"]
+    assert json.dumps(a, sort_keys=True, allow_nan=False) == json.dumps(b, sort_keys=True, allow_nan=False)
+    for name, km in a["key_metrics"].items():
+        assert all(v is None or np.isfinite(v) for v in km.values())
+
+
+def test_bad_history_input_names_the_field(tmp_path):
+    from pipelines.errors import StageError
+
+    cfg = audit_config(tmp_path)
+    with pytest.raises(StageError, match=r"input `history`.*`runs`.*list of run rows"):
+        report_stage(_ctx(cfg, tmp_path), history={"runs": {"not": "a list"}})
+
+
+def test_import_is_light():
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    code = ("import sys; import pipelines.report, pipelines.history; "
+            "print([m for m in ('tensorflow', 'tensorflow_data_validation', 'torch', 'transformers', 'pandas', "
+            "'apache_beam') if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_single_variant_without_twins_but_with_the_evaluation(tmp_path):
+    soup, summary, arts, _ = _render(tmp_path, variants=("finetuned",), with_twins=False)
+    missing = {m["section"] for m in summary["missing"]}
+    assert {"counterfactuals", "rag", "comparison"} <= missing and "evaluation" not in missing
+    assert summary["variants"]["finetuned"]["metrics_source"] == "evaluate"
+    assert summary["key_metrics"]["finetuned"]["flip_rate"] is None
+    assert "No counterfactual twins" in soup.select_one('article[data-variant="finetuned"]').get_text()
+    assert summary["examples"]["counterfactual_flips"] == {}
+    assert summary["examples"]["worst_errors"]["finetuned"]  # errors per group still shown
