@@ -58,8 +58,11 @@ def _wait_for(path: Path, proc, timeout=120):
 
 def _numbers(summary: dict) -> dict:
     """The parts of summary.json that are measurements (not ids, times or provenance)."""
-    return {k: summary[k] for k in ("data", "variants", "key_metrics", "comparison", "examples")} | {
-        "verdict": summary["verdict"]["overall"]}
+    timing = ("seconds", "per_s", "latency")
+    key_metrics = {v: {m: x for m, x in metrics.items() if not any(t in m for t in timing)}
+                   for v, metrics in (summary.get("key_metrics") or {}).items()}
+    out = {k: summary[k] for k in ("data", "variants", "comparison", "examples")}
+    return out | {"key_metrics": key_metrics, "verdict": summary["verdict"]["overall"]}
 
 
 def test_two_runs_at_once_one_waits_or_is_refused_cleanly(small_audit, tmp_path):
