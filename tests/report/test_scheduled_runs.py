@@ -32,6 +32,9 @@ def small_audit(tmp_path):
            "data": {"source": "file", "file": {"path": "data.csv", "text_column": "comment", "label_column": "y",
                                                "id_column": "id", "sensitive_columns": ["group"]}},
            "validation": {"schema": None},
+           # the scheduling behaviour (lock, resume, history) is what is tested here; the model
+           # stages are covered with tiny models in tests/variants and tests/wit
+           "variants": {"finetuned": {"enabled": False}, "rag": {"enabled": False}},
            "output": {"runs_dir": "reports/runs", "cache_dir": "reports/cache"}}
     path = tmp_path / "audit.yaml"
     path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
