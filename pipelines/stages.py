@@ -28,27 +28,11 @@ def build_stages(config: AuditConfig, *, previous_runs: list[dict[str, Any]] | t
     from pipelines.evaluation.stage import COUNTERFACTUALS_STAGE, EVALUATE_STAGE
     from pipelines.report import report_stages
     from pipelines.validation.stage import VALIDATE_DATA_STAGE
+    from pipelines.variants.stage import BUILD_STAGE, PREDICT_STAGE
+    from pipelines.wit.export import EXPORT_WIT_STAGE
 
-    stages = [LOAD_DATA_STAGE, VALIDATE_DATA_STAGE, COUNTERFACTUALS_STAGE, *_model_stages(), EVALUATE_STAGE,
-              *_wit_stages()]
-    stages += report_stages(list(previous_runs))
-    return stages
-
-
-def _model_stages() -> list[Stage]:
-    try:
-        from pipelines.variants.stage import BUILD_STAGE, PREDICT_STAGE
-    except ImportError:  # pragma: no cover - until the variants land
-        return []
-    return [BUILD_STAGE, PREDICT_STAGE]
-
-
-def _wit_stages() -> list[Stage]:
-    try:
-        from pipelines.wit.export import EXPORT_WIT_STAGE
-    except ImportError:  # pragma: no cover - until the What-If Tool export lands
-        return []
-    return [EXPORT_WIT_STAGE]
+    return [LOAD_DATA_STAGE, VALIDATE_DATA_STAGE, COUNTERFACTUALS_STAGE, BUILD_STAGE, PREDICT_STAGE,
+            EVALUATE_STAGE, EXPORT_WIT_STAGE, *report_stages(list(previous_runs))]
 
 
 def verdict_of(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
