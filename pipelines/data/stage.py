@@ -30,30 +30,18 @@ def _load(ctx: StageContext) -> LoadedData:
 
 def summarize(table: pd.DataFrame, *, sensitive_features: tuple[str, ...]) -> dict[str, Any]:
     """Representation and label base rate per split and per sensitive-feature value."""
-    out: dict[str, Any] = {"rows": int(len(table)), "splits": {}}
-    for split in ("all", *SPLITS):
-        part = table if split == "all" else table[table["split"] == split]
-        entry: dict[str, Any] = {
-            "rows": int(len(part)),
-            "base_rate": float(part["label"].mean()) if len(part) else None,
-            "features": {},
-        }
-        for feature in sensitive_features:
-            groups = {}
-            for value, rows in part.groupby(feature, sort=True):
-                groups[str(value)] = {
-                    "count": int(len(rows)),
-                    "share": float(len(rows) / len(part)) if len(part) else None,
-                    "positives": int(rows["label"].sum()),
-                    "base_rate": float(rows["label"].mean()),
-                }
-            entry["features"][feature] = groups
-        out["splits"][split] = entry
-    return out
+    import json
+
+    counts: dict[str, int] = {}
+    for feature in sensitive_features:
+        for (split, value, label), n in table.groupby(["split", feature, "label"]).size().items():
+            counts[json.dumps(["rows", split, feature, str(value), int(label)])] = int(n)
+    return summarize_counts(counts, sensitive_features=sensitive_features)
 
 
 def summarize_counts(counts: dict[str, int], *, sensitive_features: tuple[str, ...]) -> dict[str, Any]:
-    """The same structure as :func:`summarize`, from ``["rows", split, feature, value, label] -> n`` counts."""
+    """Representation and label base rate per split and sensitive-feature value, from
+    ``["rows", split, feature, value, label] -> n`` counts (the Beam data pass yields these)."""
     import json
 
     cells: dict[tuple[str, str, str, int], int] = {}
@@ -124,13 +112,16 @@ def _load_on_beam(ctx: StageContext) -> dict[str, Any]:
         split = json.loads(stratum)[0]
         by_split[split].append((stratum, rows))
 
+    # a stratum is (split, value of the first sensitive feature, label), as in the Beam pass
+    stratum_size: dict[str, int] = {}
+    for key, n in result["counts"].items():
+        _, split, feature, value, label = json.loads(key)
+        if feature == sensitive[0]:
+            stratum_size[json.dumps([split, value, label])] = n
+
     def capped(split: str, size: int | None) -> pd.DataFrame:
         strata = by_split[split]
-        sizes = []
-        for stratum, rows in strata:
-            _, first_value, label = json.loads(stratum)
-            sizes.append(sum(n for k, n in result["counts"].items()
-                             if json.loads(k)[1:] == [split, sensitive[0], first_value, label]))
+        sizes = [stratum_size[stratum] for stratum, _ in strata]
         total = sum(sizes)
         want = total if size is None else min(size, total)
         alloc = largest_remainder(np.array(sizes), want) if sizes else []
@@ -140,6 +131,7 @@ def _load_on_beam(ctx: StageContext) -> dict[str, Any]:
 
     tables = {split: capped(split, cap) for split in SPLITS}
     sample = capped("eval", sample_size if sample_size is not None else cap)
+    fingerprints = source_fingerprints(cfg)
     removed = {
         "total": int(sum(result["removed"].values())),
         "kept": int(summary["rows"]),
@@ -152,8 +144,8 @@ def _load_on_beam(ctx: StageContext) -> dict[str, Any]:
         "split_method": "seeded hash of example_id (stratified in expectation)",
         "in_memory_rows": {split: int(len(t)) for split, t in tables.items()},
         "audit_sample_rows": int(len(sample)),
-        "file_sha256": source_fingerprints(cfg),
-        "fingerprint": _fingerprint(source_fingerprints(cfg)),
+        "file_sha256": fingerprints,
+        "fingerprint": _fingerprint(fingerprints),
         "removed_rows": removed["total"],
     })
     ctx.log.info("Beam data pass: %d rows kept (%d removed) from %d shard(s)", summary["rows"], removed["total"],
