@@ -52,7 +52,7 @@ def _read_shard(path: str, *, fmt: str, encoding: str, encoding_fallback: str | 
     """Records of one shard, read in chunks; each carries its shard and row number."""
     import pandas as pd
 
-    from pipelines.data._io import read_table
+    from pipelines.data._io import check_encoding
 
     name = Path(path).name
     if fmt == "parquet":
@@ -64,15 +64,8 @@ def _read_shard(path: str, *, fmt: str, encoding: str, encoding_fallback: str | 
                 yield {"_shard": name, "_row": row, **rec}
                 row += 1
         return
-    # CSV / JSONL: decode with the configured encoding (and fallback) via the shared reader's
-    # checks, then stream in chunks.
-    raw = Path(path).read_bytes()
-    try:
-        raw.decode(encoding)
-        used = encoding
-    except UnicodeDecodeError:
-        read_table(Path(path), fmt=fmt, encoding=encoding, encoding_fallback=encoding_fallback)
-        used = encoding_fallback or encoding
+    # CSV / JSONL: find the encoding block by block, then stream the records in chunks.
+    used = check_encoding(Path(path), encoding=encoding, encoding_fallback=encoding_fallback)
     reader = (pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=chunk_rows, encoding=used)
               if fmt == "csv" else pd.read_json(path, lines=True, dtype=False, chunksize=chunk_rows, encoding=used))
     row = 0

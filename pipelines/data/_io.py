@@ -9,7 +9,7 @@ import pandas as pd
 from pipelines._configbase import did_you_mean
 from pipelines.errors import DataError
 
-__all__ = ["read_table", "require_columns", "sniff_format"]
+__all__ = ["read_table", "require_columns", "sniff_format", "check_encoding"]
 
 MSG_MISSING_FILE = "{path}: data file not found."
 MSG_EMPTY = "{path}: data file is empty (expected a header and at least one row)."
@@ -33,6 +33,30 @@ def sniff_format(path: Path, declared: str | None) -> str:
     if suffix in (".jsonl", ".ndjson", ".json"):
         return "jsonl"
     raise DataError(MSG_FORMAT.format(path=path, suffix=suffix))
+
+
+def check_encoding(path: Path, *, encoding: str, encoding_fallback: str | None,
+                   encoding_field: str = "data.file.encoding_fallback", block_size: int = 1 << 20) -> str:
+    """The encoding that decodes all of ``path``, checked block by block (never the whole file
+    in memory): ``encoding``, else ``encoding_fallback``; a DataError when neither does."""
+    import codecs
+
+    for candidate in (encoding, encoding_fallback):
+        if candidate is None:
+            continue
+        decoder = codecs.getincrementaldecoder(candidate)()
+        fed = 0
+        try:
+            with open(path, "rb") as fh:
+                for block in iter(lambda: fh.read(block_size), b""):
+                    fed += len(block)
+                    decoder.decode(block)
+                decoder.decode(b"", final=True)
+            return candidate
+        except UnicodeDecodeError as exc:
+            error = MSG_ENCODING.format(path=path, encoding=candidate, byte=exc.object[exc.start],
+                                        offset=fed - len(exc.object) + exc.start, field=encoding_field)
+    raise DataError(error)
 
 
 def read_table(
