@@ -20,6 +20,7 @@ The runner does all I/O:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -167,14 +168,16 @@ def _copy_tree(src: Path, dst: Path) -> None:
     shutil.copytree(src, dst, copy_function=link)
 
 
-def load_stage_outputs(stage_dir: Path) -> dict[str, Any]:
-    """Read every artifact of a finished stage folder."""
-    import json
-
+def _read_index(stage_dir: Path) -> dict[str, Any]:
     index_path = stage_dir / STAGE_INDEX
     if not index_path.is_file():
         raise StageError(f"{stage_dir}: no {STAGE_INDEX}; the stage did not finish.")
-    index = json.loads(index_path.read_text(encoding="utf-8"))
+    return json.loads(index_path.read_text(encoding="utf-8"))
+
+
+def load_stage_outputs(stage_dir: Path) -> dict[str, Any]:
+    """Read every artifact of a finished stage folder."""
+    index = _read_index(stage_dir)
     return {name: read_artifact(stage_dir, entry) for name, entry in index["artifacts"].items()}
 
 
@@ -308,9 +311,7 @@ def _run_locked(config, stages, *, run_id, started_at, show_progress, data_finge
                     if cached.exists():
                         shutil.rmtree(cached)
                     os.replace(tmp_cache, cached)
-            import json
-
-            index = json.loads((stage_dir / STAGE_INDEX).read_text(encoding="utf-8"))
+            index = _read_index(stage_dir)
             outputs[stage.name] = {n: read_artifact(stage_dir, e) for n, e in index["artifacts"].items()}
             hashes[stage.name] = {n: e["sha256"] for n, e in index["artifacts"].items()}
             manifest.data["stages"][stage.name] = {

@@ -134,30 +134,28 @@ def apply_drift_thresholds(schema, *, drift: Mapping[str, Any], skew: Mapping[st
 def _anomaly_list(anomalies) -> list[dict[str, Any]]:
     from tensorflow_metadata.proto.v0 import anomalies_pb2
 
-    out = []
-    for feature, info in sorted(anomalies.anomaly_info.items()):
-        out.append({
+    def entry(feature: str, info) -> dict[str, Any]:
+        return {
             "feature": feature,
             "severity": anomalies_pb2.AnomalyInfo.Severity.Name(info.severity),
             "short_description": info.short_description,
             "description": info.description,
             "types": sorted({anomalies_pb2.AnomalyInfo.Type.Name(r.type) for r in info.reason}),
-        })
+        }
+
+    out = [entry(feature, info) for feature, info in sorted(anomalies.anomaly_info.items())]
     if anomalies.HasField("dataset_anomaly_info"):
-        info = anomalies.dataset_anomaly_info
-        out.append({"feature": "<dataset>", "severity": anomalies_pb2.AnomalyInfo.Severity.Name(info.severity),
-                    "short_description": info.short_description, "description": info.description,
-                    "types": sorted({anomalies_pb2.AnomalyInfo.Type.Name(r.type) for r in info.reason})})
+        out.append(entry("<dataset>", anomalies.dataset_anomaly_info))
     return out
 
 
 def _distances(anomalies, *, kind: str) -> list[dict[str, Any]]:
+    from tensorflow_metadata.proto.v0 import anomalies_pb2
+
     out = []
     for info in anomalies.drift_skew_info:
         feature = ".".join(info.path.step)
         for m in (info.drift_measurements if kind == "drift" else info.skew_measurements):
-            from tensorflow_metadata.proto.v0 import anomalies_pb2
-
             out.append({
                 "feature": feature,
                 "measure": anomalies_pb2.DriftSkewInfo.Measurement.Type.Name(m.type),
