@@ -9,8 +9,7 @@ The stage specs live in :mod:`pipelines.evaluation.stage`.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from pipelines._lazy import lazy_exports
 
 __all__ = [
     "EvaluationConfig",
@@ -59,14 +58,4 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'pipelines.evaluation' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"pipelines.evaluation.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _HOME, __all__)

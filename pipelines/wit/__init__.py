@@ -14,8 +14,7 @@ first use (PEP 562).
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
+from pipelines._lazy import lazy_exports
 
 __all__ = [
     "EXPORT_WIT_STAGE",
@@ -70,14 +69,4 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'pipelines.wit' has no attribute {name!r}")
-    value = getattr(import_module(f"pipelines.wit.{home}"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy_exports(__name__, _HOME, __all__)
