@@ -213,7 +213,11 @@ class OutputConfig(Section):
 
 
 class BeamConfig(Section):
-    """Apache Beam pipeline options for the stages that run on Beam (TFDV statistics)."""
+    """Apache Beam runner and pipeline options for the stages that run on Beam.
+
+    TFDV statistics always run on Beam; with ``data: true`` the data stage does too,
+    and with ``inference: true`` the predict stage scores through ``RunInference``.
+    """
 
     runner: str = "DirectRunner"
     options: tuple[str, ...] = ()

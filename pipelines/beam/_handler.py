@@ -20,12 +20,30 @@ class PredictorModelHandler(ModelHandler):
     def load_model(self):
         return self._factory()
 
-    def run_inference(self, batch: Sequence[str], model, inference_args=None) -> Iterable[Any]:
-        predictions = model.predict(list(batch))
-        for i, text in enumerate(batch):
-            extras = {k: v[i] for k, v in predictions.extras.items()}
-            yield PredictionResult(text, {"score": float(predictions.scores[i]),
-                                          "truncated": bool(predictions.truncated[i]), **extras})
+    def run_inference(self, batch: Sequence[Any], model, inference_args=None) -> Iterable[Any]:
+        """Score a batch in input order.
+
+        An element is a text, or a ``(text, retrieval_query)`` pair: the text scored
+        with the documents retrieved for the query (RAG ``query_only`` twins; the
+        predictor must have ``predict_with_retrieval_of``).
+        """
+        batch = list(batch)
+        plain = [i for i, e in enumerate(batch) if isinstance(e, str)]
+        pinned = [i for i, e in enumerate(batch) if not isinstance(e, str)]
+        results: dict[int, dict[str, Any]] = {}
+        if plain:
+            self._collect(results, plain, model.predict([batch[i] for i in plain]))
+        if pinned:
+            texts, queries = zip(*(batch[i] for i in pinned))
+            self._collect(results, pinned, model.predict_with_retrieval_of(list(texts), list(queries)))
+        for i, element in enumerate(batch):
+            yield PredictionResult(element, results[i])
+
+    @staticmethod
+    def _collect(results: dict[int, dict[str, Any]], positions: list[int], predictions) -> None:
+        for j, i in enumerate(positions):
+            extras = {k: v[j] for k, v in predictions.extras.items()}
+            results[i] = {"score": float(predictions.scores[j]), "truncated": bool(predictions.truncated[j]), **extras}
 
     def batch_elements_kwargs(self):
         return dict(self._batching)

@@ -31,7 +31,7 @@ def predictor_model_handler(factory: Callable[[], Any], *, min_batch_size: int =
 
 def score_on_beam(
     example_ids: Sequence[str],
-    texts: Sequence[str],
+    texts: Sequence[Any],
     *,
     factory: Callable[[], Any],
     pipeline_args: Sequence[str],
@@ -40,41 +40,68 @@ def score_on_beam(
 ):
     """Score ``texts`` with ``RunInference`` on the runner named in ``pipeline_args``.
 
-    Results are written as JSON lines shards under ``workdir`` (the only way to get
-    them back from a multi-process or remote runner) and read back into a
-    DataFrame in the order of ``example_ids``.
+    An element of ``texts`` is a text, or a ``(text, retrieval_query)`` pair (see
+    :class:`pipelines.beam._handler.PredictorModelHandler`). Results go to JSON lines
+    shards in a fresh folder (the only way to get them back from a multi-process or
+    remote runner) and are read back into a DataFrame in the order of
+    ``example_ids``: columns ``example_id``, ``score``, ``truncated`` and the
+    predictor's extras. The folder is under ``--temp_location`` when the options
+    set one (a bucket every remote worker can write, e.g. ``gs://...``), otherwise
+    under the local ``workdir``.
     """
+    import uuid
+
     import apache_beam as beam
     import pandas as pd
+    from apache_beam.io.filesystems import FileSystems
     from apache_beam.ml.inference.base import RunInference
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipelines.artifacts import to_jsonable
+    from pipelines.errors import StageError
 
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    prefix = str(workdir / "scores")
-    handler = predictor_model_handler(factory, min_batch_size=min(8, batch_size), max_batch_size=batch_size)
+    ids = [str(e) for e in example_ids]
+    if len(ids) != len(texts):
+        raise ValueError(f"score_on_beam: {len(ids)} example ids but {len(texts)} texts.")
+    if len(set(ids)) != len(ids):
+        raise ValueError("score_on_beam: example ids must be unique.")
+    if not ids:
+        return pd.DataFrame({"example_id": pd.Series(dtype=str), "score": pd.Series(dtype=float),
+                             "truncated": pd.Series(dtype=bool)})
+    options = PipelineOptions(list(pipeline_args))
+    base = options.get_all_options().get("temp_location") or str(workdir)
+    out_dir = FileSystems.join(base, f"run-inference-{uuid.uuid4().hex[:12]}")
+    if FileSystems.get_scheme(out_dir) in (None, "file"):
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+    prefix = FileSystems.join(out_dir, "scores")
+    # Fixed-size batches of texts of similar length, as the in-process predictors do:
+    # Beam's adaptive batching starts small and a batch of mixed lengths pads to its
+    # longest text (benchmarks/bench_beam.py: ~1.6x faster in-process than unsorted,
+    # adaptive batches). Runners may reorder elements; the results are keyed by id.
+    handler = predictor_model_handler(factory, min_batch_size=batch_size, max_batch_size=batch_size)
+    by_length = sorted(range(len(ids)), key=lambda i: len(texts[i] if isinstance(texts[i], str) else texts[i][0]))
 
     def _row(kv):
         key, result = kv
         return json.dumps(to_jsonable({"example_id": key, **result.inference}))
 
-    with beam.Pipeline(options=PipelineOptions(list(pipeline_args))) as pipeline:
+    with beam.Pipeline(options=options) as pipeline:
         _ = (
             pipeline
-            | "Examples" >> beam.Create(list(zip(map(str, example_ids), texts)))
+            | "Examples" >> beam.Create([(ids[i], texts[i]) for i in by_length])
             | "Score" >> RunInference(handler)
             | "ToJson" >> beam.Map(_row)
             | "Write" >> beam.io.WriteToText(prefix, file_name_suffix=".jsonl")
         )
     rows = []
-    for shard in sorted(workdir.glob("scores*.jsonl")):
-        rows.extend(json.loads(line) for line in shard.read_text(encoding="utf-8").splitlines() if line)
+    shards = sorted(m.path for m in FileSystems.match([prefix + "*.jsonl"])[0].metadata_list)
+    for shard in shards:
+        with FileSystems.open(shard) as fh:
+            rows.extend(json.loads(line) for line in fh.read().decode("utf-8").splitlines() if line)
     frame = pd.DataFrame(rows)
-    order = {eid: i for i, eid in enumerate(map(str, example_ids))}
-    if len(frame) != len(order) or set(frame["example_id"]) != set(order):
-        from pipelines.errors import StageError
-
-        raise StageError(f"Beam inference returned {len(frame)} rows for {len(order)} examples.")
+    order = {eid: i for i, eid in enumerate(ids)}
+    got = set(frame["example_id"]) if len(frame) else set()
+    if len(frame) != len(order) or got != set(order):
+        raise StageError(f"Beam inference wrote {len(frame)} result rows to {out_dir} for {len(order)} examples "
+                         f"({len(set(order) - got)} missing); expected one row per example.")
     return frame.sort_values("example_id", key=lambda s: s.map(order)).reset_index(drop=True)

@@ -539,6 +539,27 @@ class RagPredictor:
         pred = Predictions(scores=scores, truncated=cut_embed | cut_prompt, extras=self._extras(idx, sims))
         return pred, f_scores, f_cuts, f_seconds
 
+    def predict_with_retrieval_of(self, texts: Sequence[str], queries: Sequence[str], *,
+                                  progress: Progress = no_progress) -> Predictions:
+        """Score ``texts[i]`` with the documents retrieved for ``queries[i]``.
+
+        The ``query_only`` twin mode without the shared KV cache: a twin is scored
+        with its original's documents. Used where originals and twins are scored
+        apart (Beam workers); equal to :meth:`predict_with_followers`' follower
+        scores up to float rounding.
+        """
+        texts = check_texts(texts, where=f"variant `{self.name}` input")
+        queries = check_texts(queries, where=f"variant `{self.name}` retrieval queries")
+        if len(texts) != len(queries):
+            raise ModelError(f"variant `{self.name}`: {len(texts)} texts but {len(queries)} retrieval queries; "
+                             "expected one query per text.")
+        if not texts:
+            return self.predict(texts)
+        idx, sims, _ = self.retrieve(queries, progress=progress)
+        scores, cut_prompt = self.score_with_docs(texts, idx, progress=progress)
+        scores = check_scores(scores, variant=self.name, where=f"{len(texts)} texts")
+        return Predictions(scores=scores, truncated=cut_prompt, extras=self._extras(idx, sims))
+
     def predict(self, texts: Sequence[str], *, progress: Progress = no_progress) -> Predictions:
         texts = check_texts(texts, where=f"variant `{self.name}` input")
         if not texts:
