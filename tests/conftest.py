@@ -14,6 +14,14 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """Tiny BERT encoder/classifier and Llama chat LM folders (tests/_tiny_models.py), built once per session."""
+    from tests._tiny_models import build_tiny_models
+
+    return build_tiny_models(tmp_path_factory.mktemp("tiny_models"))
+
+
 @pytest.fixture
 def write_config(tmp_path):
     """Write an audit config dict to tmp_path/audit.yaml; outputs go under tmp_path."""

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from tests._tiny_models import build_tiny_models
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -24,11 +23,6 @@ TEXTS = [
     "lgbtq people never work",
     "a b c",
 ]
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory) -> dict[str, Path]:
-    return build_tiny_models(tmp_path_factory.mktemp("tiny_models"))
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from tests._tiny_models import build_tiny_models
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -102,11 +101,6 @@ def run_tiny_audit(tmp: Path, models: dict[str, Path], *, run_id: str = "tiny-ru
     cfg = audit_config(tmp, models, variants_extra=variants_extra)
     return run_audit(cfg, stages, run_id=run_id, started_at="2026-11-27T00:00:00+00:00", show_progress=False,
                      finalize=verdict_of)
-
-
-@pytest.fixture(scope="session")
-def tiny_models(tmp_path_factory) -> dict[str, Path]:
-    return build_tiny_models(tmp_path_factory.mktemp("wit_models"))
 
 
 @pytest.fixture(scope="session")
