@@ -100,10 +100,10 @@ class RedditBiasSource(Section):
 
 
 class FileSource(Section):
-    """A user's own labelled dataset: CSV, Parquet or JSONL."""
+    """A user's own labelled dataset: CSV, Parquet, JSONL or TFRecord of ``tf.train.Example``."""
 
     path: str
-    format: Literal["csv", "parquet", "jsonl"] | None = None
+    format: Literal["csv", "parquet", "jsonl", "tfrecord"] | None = None
     text_column: str = "text"
     label_column: str = "label"
     id_column: str | None = None

@@ -1,7 +1,7 @@
 """The data stage on Apache Beam: sharded inputs in, split shards out, nothing loaded whole.
 
 With ``beam.data: true`` the ``load_data`` stage runs this instead of the
-in-memory path. One pass over the shards (CSV, Parquet or JSONL files matching
+in-memory path. One pass over the shards (CSV, Parquet, JSONL or TFRecord files matching
 a glob, each read in chunks):
 
 * normalizes every record (labels mapped to 0/1, texts checked) and counts each
@@ -48,13 +48,20 @@ def split_of(example_id: str, *, seed: int, eval_fraction: float, validation_fra
 
 
 def _read_shard(path: str, *, fmt: str, encoding: str, encoding_fallback: str | None,
-                chunk_rows: int = 50_000) -> Iterator[dict[str, Any]]:
+                columns: list[str] | None = None, chunk_rows: int = 50_000) -> Iterator[dict[str, Any]]:
     """Records of one shard, read in chunks; each carries its shard and row number."""
     import pandas as pd
 
     from pipelines.data._io import check_encoding
 
     name = Path(path).name
+    if fmt == "tfrecord":
+        from pipelines.data._io import iter_tfrecord_examples
+
+        for row, rec in enumerate(iter_tfrecord_examples(path, columns=columns, encoding=encoding,
+                                                         encoding_fallback=encoding_fallback)):
+            yield {"_shard": name, "_row": row, **rec}
+        return
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -129,6 +136,7 @@ def run_beam_data_pipeline(
     positive = {_canon(v) for v in source.positive_labels}
     negative = {_canon(v) for v in source.negative_labels}
     sensitive = list(source.sensitive_columns)
+    wanted = [source.text_column, source.label_column, *sensitive, *([source.id_column] if source.id_column else [])]
     out_dir = Path(out_dir)
     split_dir = out_dir / BEAM_SPLIT_DIR
     split_dir.mkdir(parents=True, exist_ok=True)
@@ -152,7 +160,7 @@ def run_beam_data_pipeline(
             p
             | "Shards" >> beam.Create([str(s) for s in shards])
             | "Read" >> beam.FlatMap(_read_shard, fmt=fmt, encoding=source.encoding,
-                                     encoding_fallback=source.encoding_fallback)
+                                     encoding_fallback=source.encoding_fallback, columns=wanted)
             | "Normalize" >> beam.Map(_normalize, source=source, positive=positive, negative=negative)
         )
         kept = normalized | "Kept" >> beam.Filter(lambda t: t[0] == "kept") | beam.Map(lambda t: t[1])

@@ -1,4 +1,4 @@
-"""Reading raw tabular files (CSV, Parquet, JSONL) with errors that name the file."""
+"""Reading raw tabular files (CSV, Parquet, JSONL, TFRecord of tf.train.Example) with errors that name the file."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pandas as pd
 from pipelines._configbase import did_you_mean
 from pipelines.errors import DataError
 
-__all__ = ["read_table", "require_columns", "sniff_format", "check_encoding"]
+__all__ = ["read_table", "require_columns", "sniff_format", "check_encoding", "iter_tfrecord_examples",
+           "shard_columns"]
 
 MSG_MISSING_FILE = "{path}: data file not found."
 MSG_EMPTY = "{path}: data file is empty (expected a header and at least one row)."
@@ -19,13 +20,21 @@ MSG_ENCODING = (
 )
 MSG_MISSING_COLUMN = "{path}: column {column!r} ({role}) not found.{hint} Columns found: {found}."
 MSG_UNREADABLE = "{path}: could not read as {fmt}: {error}"
-MSG_FORMAT = "{path}: cannot tell the format from the suffix {suffix!r}; set `data.file.format` to csv, parquet or jsonl."
+MSG_FORMAT = ("{path}: cannot tell the format from the suffix {suffix!r}; set `data.file.format` to csv, parquet, "
+              "jsonl or tfrecord.")
+MSG_TFRECORD = ("{path}: record {record}: feature {feature!r} has {n} values; expected one (a text, label, id or "
+                "sensitive column holds a single value per example).")
+MSG_TFRECORD_BYTES = ("{path}: record {record}: feature {feature!r} is not valid {encoding} (byte 0x{byte:02x} at "
+                      "offset {offset}). Set `{field}` to read it with another encoding.")
+TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrec", ".tfrecord.gz", ".tfrecords.gz", ".tfrec.gz")
 
 
 def sniff_format(path: Path, declared: str | None) -> str:
     if declared:
         return declared
     suffix = path.suffix.lower()
+    if path.name.lower().endswith(TFRECORD_SUFFIXES):
+        return "tfrecord"
     if suffix in (".csv", ".tsv", ".txt"):
         return "csv"
     if suffix in (".parquet", ".pq"):
@@ -59,6 +68,74 @@ def check_encoding(path: Path, *, encoding: str, encoding_fallback: str | None,
     raise DataError(error)
 
 
+def _decode(value: bytes, *, path, record: int, feature: str, encoding: str, encoding_fallback: str | None,
+            encoding_field: str, used: set[str]) -> str:
+    for candidate in (encoding, encoding_fallback):
+        if candidate is None:
+            continue
+        try:
+            text = value.decode(candidate)
+        except UnicodeDecodeError as exc:
+            error = MSG_TFRECORD_BYTES.format(path=path, record=record, feature=feature, encoding=candidate,
+                                              byte=exc.object[exc.start], offset=exc.start, field=encoding_field)
+            continue
+        used.add(candidate)
+        return text
+    raise DataError(error)
+
+
+def iter_tfrecord_examples(
+    path: Path | str,
+    *,
+    columns: list[str] | None = None,
+    encoding: str = "utf-8",
+    encoding_fallback: str | None = None,
+    encoding_field: str = "data.file.encoding_fallback",
+    used: set[str] | None = None,
+    seen: set[str] | None = None,
+):
+    """Yield one dict per ``tf.train.Example`` record of a TFRecord file (``.gz``: GZIP).
+
+    Only ``columns`` are decoded (all features when None). A feature with one value
+    becomes a scalar (bytes are decoded as text), an absent or empty one None; a
+    decoded column with several values is a DataError naming the file, record and
+    feature. The file is streamed, never read whole. ``used`` collects the text
+    encodings that were needed, ``seen`` every feature name met.
+    """
+    import tensorflow as tf
+
+    path = str(path)
+    used = set() if used is None else used
+    compression = "GZIP" if path.lower().endswith(".gz") else ""
+    wanted = None if columns is None else set(columns)
+    record = 0
+    try:
+        for raw in tf.data.TFRecordDataset(path, compression_type=compression).as_numpy_iterator():
+            example = tf.train.Example.FromString(raw)
+            out = {}
+            for name, feature in example.features.feature.items():
+                if seen is not None:
+                    seen.add(name)
+                if wanted is not None and name not in wanted:
+                    continue
+                kind = feature.WhichOneof("kind")
+                values = list(getattr(feature, kind).value) if kind else []
+                if len(values) > 1:
+                    raise DataError(MSG_TFRECORD.format(path=path, record=record, feature=name, n=len(values)))
+                value = values[0] if values else None
+                if isinstance(value, bytes):
+                    value = _decode(value, path=path, record=record, feature=name, encoding=encoding,
+                                    encoding_fallback=encoding_fallback, encoding_field=encoding_field, used=used)
+                out[name] = value
+            yield out
+            record += 1
+    except (tf.errors.DataLossError, tf.errors.InvalidArgumentError, ValueError) as exc:
+        if isinstance(exc, DataError):
+            raise
+        raise DataError(MSG_UNREADABLE.format(path=path, fmt="TFRecord of tf.train.Example",
+                                              error=f"record {record}: {str(exc).strip().splitlines()[0]}")) from exc
+
+
 def read_table(
     path: Path,
     *,
@@ -66,10 +143,12 @@ def read_table(
     encoding: str = "utf-8",
     encoding_fallback: str | None = None,
     encoding_field: str = "data.file.encoding_fallback",
+    columns: list[str] | None = None,
 ) -> tuple[pd.DataFrame, str]:
-    """Read a file into a DataFrame of strings (CSV/JSONL) or native types (Parquet).
+    """Read a file into a DataFrame of strings (CSV/JSONL) or native types (Parquet, TFRecord).
 
-    Returns the frame and the encoding actually used.
+    Returns the frame and the encoding actually used. ``columns`` limits what a
+    TFRecord file decodes (other formats read every column).
     """
     path = Path(path)
     if not path.is_file():
@@ -77,6 +156,16 @@ def read_table(
     if path.stat().st_size == 0:
         raise DataError(MSG_EMPTY.format(path=path))
     fmt = sniff_format(path, fmt)
+    if fmt == "tfrecord":
+        used: set[str] = set()
+        seen: set[str] = set()
+        frame = pd.DataFrame(list(iter_tfrecord_examples(path, columns=columns, encoding=encoding,
+                                                         encoding_fallback=encoding_fallback,
+                                                         encoding_field=encoding_field, used=used, seen=seen)))
+        if frame.empty:
+            raise DataError(MSG_EMPTY.format(path=path))
+        frame.attrs["columns_found"] = sorted(seen)  # for require_columns: every feature, not only those decoded
+        return frame, (encoding_fallback if encoding_fallback in used else encoding) if used else "binary"
     if fmt == "parquet":
         try:
             frame = pd.read_parquet(path)
@@ -119,9 +208,52 @@ def read_table(
     return frame, used
 
 
+def shard_columns(path: Path, *, fmt: str, encoding: str = "utf-8", encoding_fallback: str | None = None) -> list[str]:
+    """The column names of a data file, from its header only (Parquet schema, CSV header
+    line, first JSONL record, features of the first TFRecord example)."""
+    import io
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(MSG_MISSING_FILE.format(path=path))
+    if path.stat().st_size == 0:
+        raise DataError(MSG_EMPTY.format(path=path))
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return list(pq.read_schema(path).names)
+        except Exception as exc:
+            raise DataError(MSG_UNREADABLE.format(path=path, fmt="parquet", error=exc)) from exc
+    if fmt == "tfrecord":
+        seen: set[str] = set()
+        for _ in iter_tfrecord_examples(path, columns=[], seen=seen):
+            break
+        return sorted(seen)
+    with open(path, "rb") as fh:
+        first = fh.readline()
+    for candidate in (encoding, encoding_fallback):
+        if candidate is None:
+            continue
+        try:
+            line = first.decode(candidate)
+            break
+        except UnicodeDecodeError:
+            continue
+    else:
+        check_encoding(path, encoding=encoding, encoding_fallback=encoding_fallback)  # raises, naming the byte
+    try:
+        if fmt == "csv":
+            return [str(c) for c in pd.read_csv(io.StringIO(line), nrows=0).columns]
+        return [str(c) for c in json.loads(line)]
+    except Exception as exc:
+        raise DataError(MSG_UNREADABLE.format(path=path, fmt=fmt, error=str(exc).strip())) from exc
+
+
 def require_columns(frame: pd.DataFrame, path: Path | str, roles: dict[str, str]) -> None:
     """Raise if any ``{column: role}`` is missing, suggesting the closest column name."""
-    found = [str(c) for c in frame.columns]
+    found = list(frame.attrs.get("columns_found") or [str(c) for c in frame.columns])
     for column, role in roles.items():
         if column not in frame.columns:
             raise DataError(

@@ -84,14 +84,14 @@ def expand_shards(path: Path) -> list[Path]:
 
 
 def load_file(path: Path, *, source) -> LoadedData:
-    """Read a user's CSV/Parquet/JSONL file (or shards matching a glob) with the column names
+    """Read a user's CSV/Parquet/JSONL/TFRecord file (or shards matching a glob) with the column names
     from ``data.file``."""
     shards = expand_shards(path)
     parts, encodings = [], {}
     for shard in shards:
         part, used = read_table(shard, fmt=source.format, encoding=source.encoding,
-                                encoding_fallback=source.encoding_fallback)
-        require_columns(part, shard, _roles(source))
+                                encoding_fallback=source.encoding_fallback, columns=list(column_roles(source)))
+        require_columns(part, shard, column_roles(source))
         parts.append(part)
         encodings[shard.name] = used
     raw = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
@@ -129,7 +129,7 @@ def load_file(path: Path, *, source) -> LoadedData:
                       tuple(source.sensitive_columns))
 
 
-def _roles(source) -> dict[str, str]:
+def column_roles(source) -> dict[str, str]:
     roles = {source.text_column: "text (data.file.text_column)", source.label_column: "label (data.file.label_column)"}
     for col in source.sensitive_columns:
         roles[col] = "sensitive feature (data.file.sensitive_columns)"

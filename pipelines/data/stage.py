@@ -77,6 +77,8 @@ def _load_on_beam(ctx: StageContext) -> dict[str, Any]:
     import json
 
     from pipelines.beam.data import run_beam_data_pipeline
+    from pipelines.data._io import require_columns, shard_columns, sniff_format
+    from pipelines.data._sources import column_roles
     from pipelines.data._split import largest_remainder
     from pipelines.errors import DataError
 
@@ -84,6 +86,11 @@ def _load_on_beam(ctx: StageContext) -> dict[str, Any]:
     src = cfg.data.file
     path = cfg.resolve(src.path)
     shards = expand_shards(path)
+    fmt = sniff_format(shards[0], src.format)
+    roles = column_roles(src)
+    for shard in shards:  # headers only: a missing column is an error before any worker starts
+        require_columns(pd.DataFrame(columns=shard_columns(shard, fmt=fmt, encoding=src.encoding,
+                                                           encoding_fallback=src.encoding_fallback)), shard, roles)
     cap = cfg.beam.max_in_memory_rows
     sample_size = cfg.data.audit_sample_size
     result = run_beam_data_pipeline(

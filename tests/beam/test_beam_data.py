@@ -32,8 +32,8 @@ def shards(tmp_path):
     return frame, folder
 
 
-def _config(write_config, folder, **data_extra):
-    data = {"source": "file", "file": {"path": str(folder / "part-*.csv"), "text_column": "comment",
+def _config(write_config, folder, pattern="part-*.csv", **data_extra):
+    data = {"source": "file", "file": {"path": str(folder / pattern), "text_column": "comment",
                                        "label_column": "y", "id_column": "id", "sensitive_columns": ["grp"],
                                        "drop_unlabelled": True},
             "audit_sample_size": 60}
@@ -102,3 +102,29 @@ def test_beam_data_refuses_unlabelled_rows_by_default(shards, write_config):
 def test_beam_data_needs_a_file_source(write_config):
     with pytest.raises(ConfigError, match="beam.data: true.*data.source: file"):
         load_config(write_config({"audit": {"name": "x"}, "beam": {"data": True}}))
+
+
+def test_tfrecord_shards_give_what_csv_shards_give(shards, write_config, tmp_path):
+    from tests.foundation.test_data import write_tfrecord
+
+    frame, folder = shards
+    tf_folder = tmp_path / "tf"
+    tf_folder.mkdir()
+    for i, part in enumerate(np.array_split(frame, 3)):
+        write_tfrecord(tf_folder / f"part-{i}.tfrecord.gz", part.to_dict(orient="records"))
+    csv_out = run_audit(_config(write_config, folder), [LOAD_DATA_STAGE], run_id="csv", started_at="t").outputs
+    tf_cfg = _config(write_config, tf_folder, "part-*.tfrecord.gz")
+    tf_out = run_audit(tf_cfg, [LOAD_DATA_STAGE], run_id="tf", started_at="t").outputs["load_data"]
+    csv_out = csv_out["load_data"]
+    assert tf_out["removed_rows"]["by_reason"] == csv_out["removed_rows"]["by_reason"]
+    assert tf_out["data_summary"]["splits"] == csv_out["data_summary"]["splits"]
+    for split in ("train", "validation", "eval", "audit_sample"):
+        pd.testing.assert_frame_equal(tf_out[split].drop(columns="source_file"),
+                                      csv_out[split].drop(columns="source_file"))
+
+
+def test_a_missing_column_is_reported_before_the_beam_pass(shards, write_config):
+    frame, folder = shards
+    frame.drop(columns="grp").to_csv(folder / "part-9.csv", index=False)
+    with pytest.raises(DataError, match=r"part-9.csv: column 'grp' \(sensitive feature.*Columns found: id, comment, y"):
+        run_audit(_config(write_config, folder), [LOAD_DATA_STAGE], run_id="r", started_at="t")
