@@ -24,7 +24,6 @@ class Calibrator:
     method: str = "none"
     params: dict[str, Any] = field(default_factory=dict)
     note: str | None = None
-    _iso: Any = None
 
     def __call__(self, scores: np.ndarray) -> np.ndarray:
         scores = np.asarray(scores, dtype=np.float64)
@@ -32,7 +31,9 @@ class Calibrator:
             z = self.params["a"] * _logit(scores) + self.params["b"]
             return 1.0 / (1.0 + np.exp(-z))
         if self.method == "isotonic":
-            return np.clip(self._iso.predict(scores), 0.0, 1.0)
+            # The fitted step function's knots, linearly interpolated and clamped at the ends:
+            # what IsotonicRegression(out_of_bounds="clip").predict computes.
+            return np.clip(np.interp(scores, self.params["x_knots"], self.params["y_knots"]), 0.0, 1.0)
         return scores
 
     def describe(self) -> dict[str, Any]:
@@ -73,8 +74,9 @@ def fit_calibrator(method: str, scores: np.ndarray, labels: np.ndarray) -> Calib
 
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip", increasing=True)
         iso.fit(scores, labels)
-        return Calibrator("isotonic", {"rows": int(len(labels)),
-                                       "knots": int(len(iso.X_thresholds_))}, _iso=iso)
+        return Calibrator("isotonic", {"rows": int(len(labels)), "knots": int(len(iso.X_thresholds_)),
+                                       "x_knots": [float(v) for v in iso.X_thresholds_],
+                                       "y_knots": [float(v) for v in iso.y_thresholds_]})
     raise ValueError(f"unknown calibration method {method!r}")
 
 

@@ -29,9 +29,10 @@ __all__ = ["load_predictors", "CalibratedPredictor", "WitPredictFn", "wit_predic
 def calibrator_from_description(description: Mapping[str, Any] | None) -> tuple[Callable[[np.ndarray], np.ndarray], bool]:
     """Rebuild the score calibration recorded in ``predict/thresholds.json``.
 
-    Returns ``(map, exact)``. Platt scaling and no calibration are rebuilt exactly.
-    Isotonic regression is not recorded with its knots, so the identity map is
-    returned with ``exact=False`` (live scores are then raw, uncalibrated scores).
+    Returns ``(map, exact)``. Platt scaling, isotonic regression (from its recorded
+    knots) and no calibration are rebuilt exactly. A description without what is
+    needed (runs written before isotonic knots were recorded) gives the identity map
+    with ``exact=False``: live scores are then raw, uncalibrated scores.
     """
     from pipelines.variants._decision import Calibrator
 
@@ -40,6 +41,9 @@ def calibrator_from_description(description: Mapping[str, Any] | None) -> tuple[
         return Calibrator("none"), True
     if method == "platt":
         return Calibrator("platt", {"a": float(description["a"]), "b": float(description["b"])}), True
+    if method == "isotonic" and description.get("x_knots") and description.get("y_knots"):
+        return Calibrator("isotonic", {"x_knots": list(description["x_knots"]),
+                                       "y_knots": list(description["y_knots"])}), True
     return Calibrator("none"), False
 
 

@@ -134,7 +134,11 @@ def test_missing_model_folder_is_explained(tiny_run, tmp_path):
         load_predictors(run)
 
 
-def test_isotonic_calibration_cannot_be_rebuilt_and_says_so():
+def test_calibrations_are_rebuilt_from_thresholds_json():
+    from sklearn.isotonic import IsotonicRegression
+
+    from pipelines.artifacts import dump_json
+    from pipelines.variants._decision import fit_calibrator
     from pipelines.wit.predictors import calibrator_from_description
 
     cal, exact = calibrator_from_description({"method": "platt", "a": 2.0, "b": -1.0})
@@ -142,6 +146,21 @@ def test_isotonic_calibration_cannot_be_rebuilt_and_says_so():
     p = np.array([0.2, 0.5, 0.9])
     z = 2.0 * np.log(p / (1 - p)) - 1.0
     np.testing.assert_allclose(cal(p), 1 / (1 + np.exp(-z)))
+
+    # isotonic: the run's description, through JSON, reproduces sklearn's fitted map exactly
+    rng = np.random.default_rng(4)
+    raw = rng.uniform(size=80)
+    labels = (rng.uniform(size=80) < raw).astype(int)
+    fitted = fit_calibrator("isotonic", raw, labels)
+    description = json.loads(dump_json(fitted.describe()))
+    cal, exact = calibrator_from_description(description)
+    assert exact
+    grid = np.concatenate([np.linspace(-0.1, 1.1, 500), raw])  # outside the fitted range too
+    reference = IsotonicRegression(y_min=0, y_max=1, out_of_bounds="clip").fit(raw, labels).predict(grid)
+    np.testing.assert_allclose(cal(grid), reference, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(fitted(grid), reference, rtol=0, atol=1e-12)
+
+    # runs written before the knots were recorded: identity, and says it is not exact
     cal, exact = calibrator_from_description({"method": "isotonic", "rows": 10})
     assert not exact and np.allclose(cal(p), p)
 
