@@ -564,7 +564,7 @@ PREDICT_STAGE = _stage(
     inputs={"audit_sample": "load_data.audit_sample", "twins": "counterfactuals.twins",
             "validation": "load_data.validation", "train": "load_data.train", "variants": "build_variants.variants"},
     config_sections=("variants", "data"),
-    version="2",
+    version="3",
     enabled=lambda cfg: bool(cfg.variants.names()),
     optional_inputs=("twins",),
 )
