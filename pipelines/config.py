@@ -118,6 +118,18 @@ class FileSource(Section):
         "if false they are an error.",
     )
 
+    @field_validator("path")
+    @classmethod
+    def _local(cls, value: str) -> str:
+        import re
+
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", value):
+            raise ValueError(
+                f"must be a local or mounted path; {value!r} is a URI, and object stores are not read directly. "
+                "Mount the bucket where the driver and the workers can read it (e.g. gcsfuse, s3fs, NFS) and give "
+                "the mounted path")
+        return value
+
     @model_validator(mode="after")
     def _columns(self) -> "FileSource":
         if not self.sensitive_columns:

@@ -44,6 +44,8 @@ def test_top_level_typo(write_config):
          ["eval_fraction", "validation_fraction", "at least 10%"]),
         ({"audit": {"name": "x"}, "validation": {"drift": {"group": {}}}}, ["validation.drift.group", "l_infinity"]),
         ({"audit": {"name": "x"}, "beam": {"options": ["runner=Flink"]}}, ["beam.options", "--name=value"]),
+        ({"audit": {"name": "x"}, "data": {"source": "file", "file": {"path": "gs://bucket/part-*.parquet"}}},
+         ["data.file.path", "local or mounted path", "'gs://bucket/part-*.parquet'", "gcsfuse"]),
     ],
 )
 def test_errors_name_field_constraint_and_value(write_config, raw, words):
