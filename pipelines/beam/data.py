@@ -27,6 +27,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+from pipelines.beam._errors import worker_errors
+
 __all__ = ["split_of", "run_beam_data_pipeline", "statistics_from_shards", "BEAM_SPLIT_DIR"]
 
 BEAM_SPLIT_DIR = "splits"
@@ -155,7 +157,8 @@ def run_beam_data_pipeline(
     def stratum(rec):
         return json.dumps([rec["split"], rec[sensitive[0]], rec["label"]])
 
-    with beam.Pipeline(options=PipelineOptions(list(pipeline_args))) as p:
+    options = PipelineOptions(list(pipeline_args))
+    with worker_errors("the data pass", pipeline_args), beam.Pipeline(options=options) as p:
         normalized = (
             p
             | "Shards" >> beam.Create([str(s) for s in shards])
@@ -246,7 +249,8 @@ def statistics_from_shards(split_dir: Path, split: str, *, columns: Sequence[str
         num_top_values=50,
     )
     out = Path(workdir) / f"stats-{split}.pb"
-    with beam.Pipeline(options=PipelineOptions(list(pipeline_args))) as p:
+    with worker_errors(f"TFDV statistics of split {split!r}", pipeline_args), \
+            beam.Pipeline(options=PipelineOptions(list(pipeline_args))) as p:
         _ = (p
              | "Read" >> beam.io.ReadFromParquetBatched(str(Path(split_dir) / f"{split}*.parquet"), columns=list(columns))
              | "ToTFDV" >> beam.FlatMap(_to_tfdv_batches, columns=list(columns))

@@ -58,6 +58,7 @@ def score_on_beam(
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipelines.artifacts import to_jsonable
+    from pipelines.beam._errors import worker_errors
     from pipelines.errors import StageError
 
     ids = [str(e) for e in example_ids]
@@ -85,7 +86,7 @@ def score_on_beam(
         key, result = kv
         return json.dumps(to_jsonable({"example_id": key, **result.inference}))
 
-    with beam.Pipeline(options=options) as pipeline:
+    with worker_errors("RunInference", pipeline_args), beam.Pipeline(options=options) as pipeline:
         _ = (
             pipeline
             | "Examples" >> beam.Create([(ids[i], texts[i]) for i in by_length])
