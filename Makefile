@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 PIP_QUIET := 2>&1 | grep -v -e "is ignored: it is neither" -e "Running pip as the 'root' user" || true
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-all test-slow lint lock bench notebook clean-runs venv help
+.PHONY: demo test test-all test-slow lock bench notebook clean-runs venv help
 
 help:
 	@echo "make demo       set up .venv and run the demo audit (pipelines/configs/demo.yaml)"
