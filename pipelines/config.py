@@ -224,6 +224,11 @@ class OutputConfig(Section):
     cache_dir: str = "reports/cache"
 
 
+BEAM_RUNNERS = ("DirectRunner", "PrismRunner", "DataflowRunner", "FlinkRunner", "SparkRunner", "PortableRunner",
+                "BundleBasedDirectRunner", "SwitchingDirectRunner", "InteractiveRunner", "TestDirectRunner",
+                "TestDataflowRunner")
+
+
 class BeamConfig(Section):
     """Apache Beam runner and pipeline options for the stages that run on Beam.
 
@@ -245,12 +250,25 @@ class BeamConfig(Section):
         "seeded stratified samples of at most this many rows each.",
     )
 
+    @field_validator("runner")
+    @classmethod
+    def _runner(cls, value: str) -> str:
+        # Beam's own names (StandardOptions.ALL_KNOWN_RUNNERS), matched as Beam matches them:
+        # any case, "Runner" optional; a dotted path names a PipelineRunner class.
+        known = {r.lower().removesuffix("runner") for r in BEAM_RUNNERS}
+        if "." in value or value.lower().removesuffix("runner") in known:
+            return value
+        raise ValueError(f"must be one of Beam's runners ({', '.join(BEAM_RUNNERS)}) or the dotted path of a "
+                         f"PipelineRunner class. Got {value!r} instead.{did_you_mean(value, BEAM_RUNNERS)}")
+
     @field_validator("options")
     @classmethod
     def _flags(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for opt in value:
             if not opt.startswith("--"):
                 raise ValueError(f"be pipeline flags of the form '--name=value'; {opt!r} is not")
+            if opt.split("=", 1)[0] == "--runner":
+                raise ValueError(f"must not set the runner ({opt!r}); set `beam.runner` instead")
         return value
 
     def pipeline_args(self) -> list[str]:

@@ -44,6 +44,10 @@ def test_top_level_typo(write_config):
          ["eval_fraction", "validation_fraction", "at least 10%"]),
         ({"audit": {"name": "x"}, "validation": {"drift": {"group": {}}}}, ["validation.drift.group", "l_infinity"]),
         ({"audit": {"name": "x"}, "beam": {"options": ["runner=Flink"]}}, ["beam.options", "--name=value"]),
+        ({"audit": {"name": "x"}, "beam": {"runner": "DirectRuner"}},
+         ["beam.runner", "Got 'DirectRuner' instead", "Did you mean 'DirectRunner'?"]),
+        ({"audit": {"name": "x"}, "beam": {"options": ["--runner=FlinkRunner"]}},
+         ["beam.options", "set `beam.runner`"]),
         ({"audit": {"name": "x"}, "data": {"source": "file", "file": {"path": "gs://bucket/part-*.parquet"}}},
          ["data.file.path", "local or mounted path", "'gs://bucket/part-*.parquet'", "gcsfuse"]),
     ],
@@ -87,3 +91,14 @@ def test_config_hash_changes_with_content(write_config):
     c = load_config(write_config({"audit": {"name": "x"}, "seed": 1}, "c.yaml"))
     assert a.config_hash() != b.config_hash()
     assert a.config_hash() == c.config_hash()
+
+
+def test_beam_runner_names_are_beams_own():
+    from apache_beam.options.pipeline_options import StandardOptions
+
+    from pipelines.config import BEAM_RUNNERS, config_from_dict
+
+    assert sorted(BEAM_RUNNERS) == sorted(p.rsplit(".", 1)[-1] for p in StandardOptions.ALL_KNOWN_RUNNERS)
+    for runner in ("DirectRunner", "flink", "Dataflow", "my_package.runners.CustomRunner"):  # as Beam accepts them
+        cfg = config_from_dict({"audit": {"name": "x"}, "beam": {"runner": runner}}, base_dir=Path("."))
+        assert cfg.beam.runner == runner
