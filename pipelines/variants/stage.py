@@ -338,6 +338,18 @@ def _from_rows(frame: pd.DataFrame, extras: tuple[str, ...]):
                        extras={k: frame[k].tolist() for k in extras if k in frame.columns})
 
 
+def _local_worker_processes(pipeline_args: list[str]) -> int:
+    """How many processes a multi-process DirectRunner starts on this machine (1 otherwise)."""
+    flags = dict(a.split("=", 1) for a in pipeline_args if "=" in a)
+    if flags.get("--runner", "DirectRunner").lower().removesuffix("runner") != "direct" \
+            or flags.get("--direct_running_mode") != "multi_processing":
+        return 1
+    import os
+
+    n = int(flags.get("--direct_num_workers", "1"))
+    return (os.cpu_count() or 1) if n == 0 else max(1, n)  # Beam: 0 means one per core
+
+
 def _score_on_beam(ctx, name, built, vc, texts, twin_texts, twin_rows, val_texts) -> dict[str, Any]:
     """Score audit, twins and validation in one ``RunInference`` pass on the configured runner.
 
@@ -355,9 +367,13 @@ def _score_on_beam(ctx, name, built, vc, texts, twin_texts, twin_rows, val_texts
     if name == "rag":
         elements += [(f"q{j}", (t, texts[r])) for j, (t, r) in enumerate(zip(twin_texts, twin_rows))]
     elements += [(f"v{i}", t) for i, t in enumerate(val_texts)]
+    args = ctx.config.beam.pipeline_args()
+    workers = _local_worker_processes(args)
+    if workers > 1:
+        # the local processes share this machine's cores: split the torch threads between them
+        vc = vc.model_copy(update={"num_threads": max(1, vc.num_threads // workers)})
     factory = functools.partial(make_predictor, name, built, vc, cache_dir=ctx.cache_dir)
     batch = vc.rag.generator.batch_size if name == "rag" else vc.finetuned.batch_size
-    args = ctx.config.beam.pipeline_args()
     ctx.log.info("%s: scoring %d texts with RunInference (%s)", name, len(elements), " ".join(args))
     t0 = time.perf_counter()
     frame = score_on_beam([k for k, _ in elements], [e for _, e in elements], factory=factory, pipeline_args=args,
@@ -389,6 +405,7 @@ def _score_on_beam(ctx, name, built, vc, texts, twin_texts, twin_rows, val_texts
         "timing": {"audit": share(len(texts)), "twins": share(n_twins), "validation": share(len(val_texts))},
         "batch_size": batch,
         "beam": {"pipeline_args": args, "elements": len(elements), "seconds": round(seconds, 3),
+                 "threads_per_worker": vc.num_threads,
                  "examples_per_s": round(rate, 2) if rate else None,
                  "note": "one RunInference pass over audit, twins and validation, model loads and runner "
                          "start-up included; per-set seconds are apportioned by count"},

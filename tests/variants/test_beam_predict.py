@@ -59,4 +59,20 @@ def test_beam_inference_matches_in_process_predict(tmp_path, frames, tiny_bert_d
             len(frames["twins"]) * (2 if name == "rag" else 1)
         assert perf["beam"]["elements"] == n
         assert perf["beam"]["pipeline_args"][0] == "--runner=DirectRunner"
+        # 2 local worker processes share the 2 threads of `variants.num_threads` (default 2)
+        assert perf["beam"]["threads_per_worker"] == (1 if beam is MULTI else 2)
         assert "beam" not in local["performance"][name]
+
+
+def test_local_worker_processes():
+    import os
+
+    from pipelines.variants.stage import _local_worker_processes
+
+    multi = ["--runner=DirectRunner", "--direct_running_mode=multi_processing"]
+    assert _local_worker_processes(["--runner=DirectRunner"]) == 1
+    assert _local_worker_processes([*multi, "--direct_num_workers=3"]) == 3
+    assert _local_worker_processes([*multi, "--direct_num_workers=0"]) == (os.cpu_count() or 1)
+    assert _local_worker_processes(["--runner=DirectRunner", "--direct_num_workers=4"]) == 1  # in-memory mode
+    assert _local_worker_processes(["--runner=FlinkRunner", "--direct_running_mode=multi_processing",
+                                    "--direct_num_workers=4"]) == 1
