@@ -251,3 +251,18 @@ def test_single_variant_without_twins_but_with_the_evaluation(tmp_path):
     assert "No counterfactual twins" in soup.select_one('article[data-variant="finetuned"]').get_text()
     assert summary["examples"]["counterfactual_flips"] == {}
     assert summary["examples"]["worst_errors"]["finetuned"]  # errors per group still shown
+
+
+def test_a_variant_scored_on_beam_says_its_timings_are_not_comparable(tmp_path):
+    cfg = audit_config(tmp_path)
+    arts = make_artifacts(cfg)
+    args = ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
+    arts["predict"]["performance"]["rag"]["beam"] = {"pipeline_args": args, "elements": 123, "seconds": 9.5,
+                                                     "threads_per_worker": 1}
+    out = report_stage(_ctx(cfg, tmp_path), **arts, history={"runs": []})
+    soup = BeautifulSoup(out["report"].read_text(encoding="utf-8"), "html.parser")
+    notes = soup.select("[data-beam-variant]")
+    assert [n["data-beam-variant"] for n in notes] == ["rag"]  # only the variant that ran on Beam
+    text = notes[0].get_text(" ", strip=True)
+    assert " ".join(args) in text and "123 texts" in text and "not comparable" in text
+    assert out["summary"]["variants"]["rag"]["performance"]["beam"]["elements"] == 123
