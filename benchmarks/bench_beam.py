@@ -60,7 +60,9 @@ def _measure(fn, rows: int, small: int) -> dict:
 
     Start-up (spawning workers, importing TF/torch, loading the model) is paid once per
     worker; on a cluster it is spread over millions of rows, so the marginal rate
-    ``(rows - small) / (t_rows - t_small)`` is what the 10M estimate uses.
+    ``(rows - small) / (t_rows - t_small)`` is what the 10M estimate uses. When the
+    larger run is not slower (start-up and noise dominate, as with ``--quick``) there
+    is no marginal rate ("n/a").
     """
     t0 = time.perf_counter()
     fn(small)
@@ -226,9 +228,10 @@ def main() -> None:
         base = result[group][base_key]
         for name, v in result[group].items():
             m, bm = v["marginal_rows_per_s"], base["marginal_rows_per_s"]
+            ratio = f"{m / bm:7.2f}x" if m and bm else "    n/a "
+            startup = f"{v['startup_seconds']:10.1f}" if v["startup_seconds"] is not None else "       n/a"
             print(f"{group + ': ' + name:46s} {v['rows']:7d} {v['seconds']:8.2f} {v['rows_per_s']:8.1f} "
-                  f"{base['seconds'] / v['seconds']:7.2f}x {m or float('nan'):10.1f} "
-                  f"{(m / bm) if m and bm else float('nan'):7.2f}x {v['startup_seconds'] or float('nan'):10.1f}")
+                  f"{base['seconds'] / v['seconds']:7.2f}x {f'{m:10.1f}' if m else '       n/a'} {ratio} {startup}")
     est = result["estimate_10m"]
     print(f"10M comments at the best marginal Beam rate per core, on {args.cluster_cores} cores "
           f"at ${args.usd_per_core_hour}/core-hour:")

@@ -82,7 +82,10 @@ def main() -> None:
     ap.add_argument("--groups", type=int, default=10)
     ap.add_argument("--resamples", type=int, default=1000)
     ap.add_argument("--baseline", type=int, default=5, help="resamples for the MetricFrame loop")
+    ap.add_argument("--quick", action="store_true", help="20,000 rows, 200 resamples, 2 baseline resamples")
     args = ap.parse_args()
+    if args.quick:
+        args.rows, args.resamples, args.baseline = 20_000, 200, 2
     g, y, s, p = make_data(args.rows, args.groups)
     settings = SlicedSettings(features=("g",), min_group_size=30, min_class_count=10, ece_bins=ECE_BINS,
                               resamples=args.resamples, seed=0)
