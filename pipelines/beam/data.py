@@ -132,13 +132,14 @@ def run_beam_data_pipeline(
     from apache_beam.options.pipeline_options import PipelineOptions
 
     from pipelines.data._io import sniff_format
+    from pipelines.data._sources import column_roles
     from pipelines.data._normalize import REASON_DUPLICATE, _canon
 
     fmt = sniff_format(Path(shards[0]), source.format)
     positive = {_canon(v) for v in source.positive_labels}
     negative = {_canon(v) for v in source.negative_labels}
     sensitive = list(source.sensitive_columns)
-    wanted = [source.text_column, source.label_column, *sensitive, *([source.id_column] if source.id_column else [])]
+    wanted = list(column_roles(source))
     out_dir = Path(out_dir)
     split_dir = out_dir / BEAM_SPLIT_DIR
     split_dir.mkdir(parents=True, exist_ok=True)

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable, Sequence
 
 import pandas as pd
 
 from pipelines._configbase import did_you_mean
 from pipelines.errors import DataError
 
-__all__ = ["read_table", "require_columns", "sniff_format", "check_encoding", "iter_tfrecord_examples",
+__all__ = ["read_table", "require_columns", "columns_of", "sniff_format", "check_encoding", "iter_tfrecord_examples",
            "shard_columns"]
 
 MSG_MISSING_FILE = "{path}: data file not found."
@@ -68,20 +69,32 @@ def check_encoding(path: Path, *, encoding: str, encoding_fallback: str | None,
     raise DataError(error)
 
 
-def _decode(value: bytes, *, path, record: int, feature: str, encoding: str, encoding_fallback: str | None,
-            encoding_field: str, used: set[str]) -> str:
+def _decode_bytes(raw: bytes, *, encoding: str, encoding_fallback: str | None,
+                  error: Callable[[str, UnicodeDecodeError], str]) -> tuple[str, str]:
+    """``(text, encoding used)``: ``raw`` decoded with ``encoding``, else ``encoding_fallback``.
+    When neither decodes it, a DataError with ``error(encoding, exc)`` of the last one tried."""
     for candidate in (encoding, encoding_fallback):
         if candidate is None:
             continue
         try:
-            text = value.decode(candidate)
+            return raw.decode(candidate), candidate
         except UnicodeDecodeError as exc:
-            error = MSG_TFRECORD_BYTES.format(path=path, record=record, feature=feature, encoding=candidate,
-                                              byte=exc.object[exc.start], offset=exc.start, field=encoding_field)
-            continue
-        used.add(candidate)
-        return text
-    raise DataError(error)
+            failure = exc
+            message = error(candidate, exc)
+    raise DataError(message) from failure
+
+
+def _file_encoding_error(path: Path, field: str) -> Callable[[str, UnicodeDecodeError], str]:
+    """The message for bytes of ``path`` that do not decode (offsets count from the start of the file)."""
+    return lambda encoding, exc: MSG_ENCODING.format(path=path, encoding=encoding, byte=exc.object[exc.start],
+                                                     offset=exc.start, field=field)
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise DataError(MSG_MISSING_FILE.format(path=path))
+    if path.stat().st_size == 0:
+        raise DataError(MSG_EMPTY.format(path=path))
 
 
 def iter_tfrecord_examples(
@@ -124,8 +137,12 @@ def iter_tfrecord_examples(
                     raise DataError(MSG_TFRECORD.format(path=path, record=record, feature=name, n=len(values)))
                 value = values[0] if values else None
                 if isinstance(value, bytes):
-                    value = _decode(value, path=path, record=record, feature=name, encoding=encoding,
-                                    encoding_fallback=encoding_fallback, encoding_field=encoding_field, used=used)
+                    value, decoded_with = _decode_bytes(
+                        value, encoding=encoding, encoding_fallback=encoding_fallback,
+                        error=lambda enc, exc: MSG_TFRECORD_BYTES.format(
+                            path=path, record=record, feature=name, encoding=enc, byte=exc.object[exc.start],
+                            offset=exc.start, field=encoding_field))
+                    used.add(decoded_with)
                 out[name] = value
             yield out
             record += 1
@@ -151,10 +168,7 @@ def read_table(
     TFRecord file decodes (other formats read every column).
     """
     path = Path(path)
-    if not path.is_file():
-        raise DataError(MSG_MISSING_FILE.format(path=path))
-    if path.stat().st_size == 0:
-        raise DataError(MSG_EMPTY.format(path=path))
+    _check_file(path)
     fmt = sniff_format(path, fmt)
     if fmt == "tfrecord":
         used: set[str] = set()
@@ -164,7 +178,7 @@ def read_table(
                                                          encoding_field=encoding_field, used=used, seen=seen)))
         if frame.empty:
             raise DataError(MSG_EMPTY.format(path=path))
-        frame.attrs["columns_found"] = sorted(seen)  # for require_columns: every feature, not only those decoded
+        frame.attrs["columns_found"] = sorted(seen)  # every feature, not only those decoded: see columns_of
         return frame, (encoding_fallback if encoding_fallback in used else encoding) if used else "binary"
     if fmt == "parquet":
         try:
@@ -174,24 +188,8 @@ def read_table(
         if frame.empty:
             raise DataError(MSG_EMPTY.format(path=path))
         return frame, "binary"
-    raw = path.read_bytes()
-    used = encoding
-    try:
-        text = raw.decode(encoding)
-    except UnicodeDecodeError as exc:
-        if not encoding_fallback:
-            raise DataError(
-                MSG_ENCODING.format(path=path, encoding=encoding, byte=raw[exc.start], offset=exc.start,
-                                    field=encoding_field)
-            ) from exc
-        try:
-            text = raw.decode(encoding_fallback)
-        except UnicodeDecodeError as exc2:
-            raise DataError(
-                MSG_ENCODING.format(path=path, encoding=encoding_fallback, byte=raw[exc2.start],
-                                    offset=exc2.start, field=encoding_field)
-            ) from exc2
-        used = encoding_fallback
+    text, used = _decode_bytes(path.read_bytes(), encoding=encoding, encoding_fallback=encoding_fallback,
+                               error=_file_encoding_error(path, encoding_field))
     if not text.strip():
         raise DataError(MSG_EMPTY.format(path=path))
     import io
@@ -215,10 +213,7 @@ def shard_columns(path: Path, *, fmt: str, encoding: str = "utf-8", encoding_fal
     import json
 
     path = Path(path)
-    if not path.is_file():
-        raise DataError(MSG_MISSING_FILE.format(path=path))
-    if path.stat().st_size == 0:
-        raise DataError(MSG_EMPTY.format(path=path))
+    _check_file(path)
     if fmt == "parquet":
         import pyarrow.parquet as pq
 
@@ -233,16 +228,8 @@ def shard_columns(path: Path, *, fmt: str, encoding: str = "utf-8", encoding_fal
         return sorted(seen)
     with open(path, "rb") as fh:
         first = fh.readline()
-    for candidate in (encoding, encoding_fallback):
-        if candidate is None:
-            continue
-        try:
-            line = first.decode(candidate)
-            break
-        except UnicodeDecodeError:
-            continue
-    else:
-        check_encoding(path, encoding=encoding, encoding_fallback=encoding_fallback)  # raises, naming the byte
+    line, _ = _decode_bytes(first, encoding=encoding, encoding_fallback=encoding_fallback,
+                            error=_file_encoding_error(path, "data.file.encoding_fallback"))
     try:
         if fmt == "csv":
             return [str(c) for c in pd.read_csv(io.StringIO(line), nrows=0).columns]
@@ -251,11 +238,17 @@ def shard_columns(path: Path, *, fmt: str, encoding: str = "utf-8", encoding_fal
         raise DataError(MSG_UNREADABLE.format(path=path, fmt=fmt, error=str(exc).strip())) from exc
 
 
-def require_columns(frame: pd.DataFrame, path: Path | str, roles: dict[str, str]) -> None:
-    """Raise if any ``{column: role}`` is missing, suggesting the closest column name."""
-    found = list(frame.attrs.get("columns_found") or [str(c) for c in frame.columns])
+def columns_of(frame: pd.DataFrame) -> list:
+    """The columns a file read by :func:`read_table` has (for TFRecord: every feature met, decoded or not)."""
+    return list(frame.attrs.get("columns_found") or frame.columns)
+
+
+def require_columns(columns: Sequence, path: Path | str, roles: dict[str, str]) -> None:
+    """Raise if any ``{column: role}`` is not among a file's ``columns``, suggesting the closest name."""
+    present = list(columns)
+    found = [str(c) for c in present]
     for column, role in roles.items():
-        if column not in frame.columns:
+        if column not in present:
             raise DataError(
                 MSG_MISSING_COLUMN.format(
                     path=path, column=column, role=role, hint=did_you_mean(column, found),

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipelines.artifacts import hash_path
-from pipelines.data._io import read_table, require_columns
+from pipelines.data._io import columns_of, read_table, require_columns
 from pipelines.data._normalize import Removal, add_derived_features, drop_invalid_texts, normalize_labels
 from pipelines.errors import DataError
 
@@ -47,7 +47,7 @@ def load_redditbias(root: Path, *, groups: tuple[str, ...], encoding: str, encod
         path = root / "data" / rel
         raw, used = read_table(path, fmt="csv", encoding=encoding, encoding_fallback=encoding_fallback,
                                encoding_field="data.redditbias.encoding_fallback")
-        require_columns(raw, path, {"comment": "text", "bias_sent": "label"})
+        require_columns(raw.columns, path, {"comment": "text", "bias_sent": "label"})
         removal = Removal(file=str(Path("data") / rel), rows_read=len(raw))
         labels = normalize_labels(raw["bias_sent"], positive=(1,), negative=(0,), removal=removal,
                                   column="bias_sent", path=path, drop_unlabelled=True)
@@ -91,7 +91,7 @@ def load_file(path: Path, *, source) -> LoadedData:
     for shard in shards:
         part, used = read_table(shard, fmt=source.format, encoding=source.encoding,
                                 encoding_fallback=source.encoding_fallback, columns=list(column_roles(source)))
-        require_columns(part, shard, column_roles(source))
+        require_columns(columns_of(part), shard, column_roles(source))
         parts.append(part)
         encodings[shard.name] = used
     raw = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]

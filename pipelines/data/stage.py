@@ -89,8 +89,8 @@ def _load_on_beam(ctx: StageContext) -> dict[str, Any]:
     fmt = sniff_format(shards[0], src.format)
     roles = column_roles(src)
     for shard in shards:  # headers only: a missing column is an error before any worker starts
-        require_columns(pd.DataFrame(columns=shard_columns(shard, fmt=fmt, encoding=src.encoding,
-                                                           encoding_fallback=src.encoding_fallback)), shard, roles)
+        require_columns(shard_columns(shard, fmt=fmt, encoding=src.encoding, encoding_fallback=src.encoding_fallback),
+                        shard, roles)
     cap = cfg.beam.max_in_memory_rows
     sample_size = cfg.data.audit_sample_size
     result = run_beam_data_pipeline(
