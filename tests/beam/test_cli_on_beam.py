@@ -18,10 +18,9 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
+from tests.wit.conftest import ADJ, NUMBERS  # phrases the tiny models' vocabulary knows
 
 SUBJECTS = {"women": "women", "muslim": "muslim men"}
-ADJ = {1: ["lazy", "bad", "always hate", "never work", "crime"], 0: ["smart", "good", "love work", "kind", "money"]}
-NUMBERS = "one two three four five six seven eight nine ten".split()
 MULTI = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
 
 
