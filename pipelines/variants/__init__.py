@@ -11,28 +11,22 @@ the attributes below, which import on first use.
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import Any
-
+from pipelines._lazy import lazy_exports
 from pipelines.variants.config import VariantsConfig
 
 __all__ = ["VariantsConfig", "Predictor", "Predictions", "FinetunedPredictor", "RagPredictor",
            "ModelCache", "BUILD_STAGE", "PREDICT_STAGE", "build_variants_stage", "predict_stage"]
 
-_LAZY = {
-    "Predictor": "pipelines.variants._base",
-    "Predictions": "pipelines.variants._base",
-    "FinetunedPredictor": "pipelines.variants.finetuned",
-    "RagPredictor": "pipelines.variants.rag",
-    "ModelCache": "pipelines.variants.cache",
-    "BUILD_STAGE": "pipelines.variants.stage",
-    "PREDICT_STAGE": "pipelines.variants.stage",
-    "build_variants_stage": "pipelines.variants.stage",
-    "predict_stage": "pipelines.variants.stage",
+_HOME = {
+    "Predictor": "_base",
+    "Predictions": "_base",
+    "FinetunedPredictor": "finetuned",
+    "RagPredictor": "rag",
+    "ModelCache": "cache",
+    "BUILD_STAGE": "stage",
+    "PREDICT_STAGE": "stage",
+    "build_variants_stage": "stage",
+    "predict_stage": "stage",
 }
 
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'pipelines.variants' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _HOME, __all__)

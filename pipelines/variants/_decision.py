@@ -127,6 +127,8 @@ def choose_threshold(scores: np.ndarray, labels: np.ndarray, *, method: str, val
 
 def stratified_rows(labels: np.ndarray, size: int | None, seed: int) -> np.ndarray:
     """Sorted positions of a label-stratified sample of ``size`` rows (all when None or too few)."""
+    from pipelines.data._split import largest_remainder
+
     labels = np.asarray(labels)
     n = len(labels)
     if size is None or size >= n:
@@ -134,10 +136,7 @@ def stratified_rows(labels: np.ndarray, size: int | None, seed: int) -> np.ndarr
     rng = np.random.default_rng(seed)
     picked = []
     classes = np.unique(labels)
-    counts = np.array([(labels == c).sum() for c in classes], dtype=float)
-    alloc = np.floor(counts / counts.sum() * size).astype(int)
-    for i in np.argsort(-(counts / counts.sum() * size - alloc), kind="stable")[: size - alloc.sum()]:
-        alloc[i] += 1
+    alloc = largest_remainder(np.array([(labels == c).sum() for c in classes]), size)
     for c, a in zip(classes, alloc):
         pos = np.flatnonzero(labels == c)
         picked.append(rng.choice(pos, size=min(a, len(pos)), replace=False))

@@ -38,17 +38,11 @@ def length_batches(lengths: Sequence[int], batch_size: int) -> list[np.ndarray]:
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-def pad_batch(ids: Sequence[Sequence[int]], pad_id: int, *, side: str = "right", multiple: int = 1):
-    """``input_ids`` and ``attention_mask`` tensors padded to the batch's longest row.
-
-    ``multiple`` rounds the width up, so that fewer distinct shapes reach the
-    CPU kernels (oneDNN builds a kernel per new shape, which costs more than
-    a little padding on a first pass).
-    """
+def pad_batch(ids: Sequence[Sequence[int]], pad_id: int, *, side: str = "right"):
+    """``input_ids`` and ``attention_mask`` tensors padded to the batch's longest row."""
     import torch
 
     width = max(len(r) for r in ids)
-    width = -(-width // multiple) * multiple
     input_ids = torch.full((len(ids), width), pad_id, dtype=torch.long)
     mask = torch.zeros((len(ids), width), dtype=torch.long)
     for i, row in enumerate(ids):

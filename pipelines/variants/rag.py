@@ -26,7 +26,7 @@ import numpy as np
 from pipelines.errors import DataError, ModelError
 from pipelines.variants._base import Predictions, Progress, check_scores, check_texts, no_progress
 from pipelines.variants._hf import load_causal_lm, load_encoder, model_identity, offline, set_threads
-from pipelines.variants.finetuned import encode, length_batches, pad_batch
+from pipelines.variants.finetuned import _pad_id, encode, length_batches, pad_batch
 
 __all__ = [
     "Embedder",
@@ -72,7 +72,7 @@ class Embedder:
         ids, truncated = encode(tok, texts, max_length=self.max_length)
         dim = model.config.hidden_size
         out = np.zeros((len(ids), dim), dtype=np.float32)
-        pad = tok.pad_token_id if tok.pad_token_id is not None else 0
+        pad = _pad_id(tok)
         batches = length_batches([len(r) for r in ids], self.batch_size)
         with torch.inference_mode():
             for idx in progress(batches, desc=desc, total=len(batches), unit="batch"):
@@ -193,7 +193,7 @@ class RagScorer:
     def __init__(self, model_dir: Path, *, system_prompt: str, instruction: str, question: str,
                  positive_answer: str = "Yes", negative_answer: str = "No", doc_max_tokens: int = 48,
                  query_max_tokens: int = 96, batch_size: int = 8, prefix_cache: bool = True, int8: bool = False,
-                 prompt_style: str = "few_shot_turns", pad_multiple: int = 1, allow_pickle: bool = False,
+                 prompt_style: str = "few_shot_turns", allow_pickle: bool = False,
                  num_threads: int = 2, field: str = "variants.rag.generator.model"):
         self.model_dir = Path(model_dir)
         self.system_prompt = system_prompt
@@ -209,7 +209,6 @@ class RagScorer:
         if prompt_style not in ("few_shot_turns", "single_turn"):
             raise ValueError(f"prompt_style must be 'few_shot_turns' or 'single_turn'. Got {prompt_style!r} instead.")
         self.prompt_style = prompt_style
-        self.pad_multiple = pad_multiple
         self.allow_pickle = allow_pickle
         self.num_threads = num_threads
         self.field = field
@@ -380,7 +379,7 @@ class RagScorer:
         f_logits = [np.zeros((len(f), 2)) for f in followers] if followers is not None else []
         f_cuts = [np.zeros(len(f), dtype=bool) for f in followers] if followers is not None else []
         f_seconds = 0.0
-        pad = tok.pad_token_id if tok.pad_token_id is not None else (tok.eos_token_id or 0)
+        pad = _pad_id(tok)
         base = getattr(model, model.base_model_prefix)
         head = model.get_output_embeddings()
         answer = torch.tensor(self.answer_ids)
@@ -389,7 +388,7 @@ class RagScorer:
         batches = length_batches([len(a) + len(b) for a, b in zip(doc_ids, query_ids)], self.batch_size)
 
         def forward(rows, cache, cached_mask, position_start=None):
-            input_ids, mask = pad_batch(rows, pad, side="right", multiple=self.pad_multiple)
+            input_ids, mask = pad_batch(rows, pad, side="right")
             kwargs: dict[str, Any] = {"use_cache": followers is not None}
             if cache is not None:
                 mask = torch.cat([cached_mask.to(mask.dtype), mask], dim=1)

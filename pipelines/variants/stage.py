@@ -57,11 +57,12 @@ def _path(ctx: StageContext, spec: str) -> Path:
 # -- build --------------------------------------------------------------------
 
 
-def _train_rows(train: pd.DataFrame, max_rows: int | None, seed: int) -> pd.DataFrame:
+def _label_sample(table: pd.DataFrame, max_rows: int | None, seed: int) -> pd.DataFrame:
+    """A seeded label-stratified sample of at most ``max_rows`` rows, independent of the input's row order."""
     from pipelines.variants._decision import stratified_rows
 
-    train = train.sort_values("example_id").reset_index(drop=True)
-    return train.iloc[stratified_rows(train["label"].to_numpy(), max_rows, seed)].reset_index(drop=True)
+    table = table.sort_values("example_id").reset_index(drop=True)
+    return table.iloc[stratified_rows(table["label"].to_numpy(), max_rows, seed)].reset_index(drop=True)
 
 
 def _build_finetuned(ctx: StageContext, cache, train: pd.DataFrame) -> dict[str, Any]:
@@ -79,7 +80,7 @@ def _build_finetuned(ctx: StageContext, cache, train: pd.DataFrame) -> dict[str,
                 "build_seconds": round(time.perf_counter() - t0, 3)}
     check_model_dir(base, field="variants.finetuned.model", allow_pickle=fc.allow_pickle)
     base_id = model_identity(base, kind="base")
-    rows = _train_rows(_require(train, SAMPLE_COLUMNS, artifact="train"), fc.training.max_rows, ctx.seed)
+    rows = _label_sample(_require(train, SAMPLE_COLUMNS, artifact="train"), fc.training.max_rows, ctx.seed)
     data_fp = fingerprint(rows, SAMPLE_COLUMNS)
     from pipelines.variants.cache import cache_key
 
@@ -194,7 +195,7 @@ def _build_rag(ctx: StageContext, cache, train: pd.DataFrame) -> dict[str, Any]:
     }
 
 
-def build_variants_stage(ctx: StageContext, *, train: pd.DataFrame, validation: pd.DataFrame | None = None) -> dict[str, Any]:
+def build_variants_stage(ctx: StageContext, *, train: pd.DataFrame) -> dict[str, Any]:
     """Build (or find in the model cache) every enabled variant; return their identities."""
     from pipelines.variants._hf import offline, set_threads
     from pipelines.variants.cache import ModelCache
@@ -394,10 +395,8 @@ def _score_on_beam(ctx, name, built, vc, texts, twin_texts, twin_rows, val_texts
     rate = len(elements) / seconds if seconds > 0 else None
 
     def share(n: int) -> dict[str, Any]:
-        # One pass scores everything; seconds are apportioned by count, the rate is the pass's.
-        return {"examples": int(n), "seconds": round(seconds * n / len(elements), 3) if elements else 0.0,
-                "examples_per_s": round(rate, 2) if rate and n else None,
-                "latency_ms_per_example": round(1000 / rate, 2) if rate and n else None}
+        # One pass scores everything: its seconds apportioned by count (so the rate is the pass's).
+        return _rate(n, seconds * n / len(elements))
 
     n_twins = len(twin_texts) * (2 if name == "rag" else 1)
     return {
@@ -413,11 +412,10 @@ def _score_on_beam(ctx, name, built, vc, texts, twin_texts, twin_rows, val_texts
 
 
 def predict_stage(ctx: StageContext, *, audit_sample: pd.DataFrame, twins: pd.DataFrame | None,
-                  validation: pd.DataFrame, train: pd.DataFrame | None = None,
-                  variants: dict[str, Any]) -> dict[str, Any]:
+                  validation: pd.DataFrame, variants: dict[str, Any]) -> dict[str, Any]:
     """Score the audit sample and twins with every variant; thresholds and calibration from validation."""
     from pipelines.variants._base import check_texts
-    from pipelines.variants._decision import choose_threshold, fit_calibrator, stratified_rows
+    from pipelines.variants._decision import choose_threshold, fit_calibrator
     from pipelines.variants._hf import offline, set_threads
 
     offline()
@@ -438,8 +436,7 @@ def predict_stage(ctx: StageContext, *, audit_sample: pd.DataFrame, twins: pd.Da
                         f"(e.g. {unknown[0]!r}).")
     twin_rows = [pos[e] for e in twins["example_id"]]
     _require(validation, SAMPLE_COLUMNS, artifact="validation")
-    validation = validation.sort_values("example_id").reset_index(drop=True)
-    val = validation.iloc[stratified_rows(validation["label"].to_numpy(), vc.threshold.max_validation_rows, ctx.seed)]
+    val = _label_sample(validation, vc.threshold.max_validation_rows, ctx.seed)
     val_texts = check_texts(list(val["text"]), where="input `validation`", ids=list(val["example_id"]))
     val_labels = val["label"].astype(int).to_numpy()
 
@@ -559,27 +556,21 @@ def _model_fingerprints(config) -> dict[str, str]:
     return out
 
 
-def _stage(**kwargs: Any) -> Stage:
-    if "external_inputs" not in getattr(Stage, "__dataclass_fields__", {}):
-        kwargs.pop("external_inputs", None)
-    return Stage(**kwargs)
-
-
-BUILD_STAGE = _stage(
+BUILD_STAGE = Stage(
     name="build_variants",
     fn=build_variants_stage,
-    inputs={"train": "load_data.train", "validation": "load_data.validation"},
+    inputs={"train": "load_data.train"},
     config_sections=("variants", "data"),
     version="1",
     enabled=lambda cfg: bool(cfg.variants.names()),
     external_inputs=_model_fingerprints,
 )
 
-PREDICT_STAGE = _stage(
+PREDICT_STAGE = Stage(
     name="predict",
     fn=predict_stage,
     inputs={"audit_sample": "load_data.audit_sample", "twins": "counterfactuals.twins",
-            "validation": "load_data.validation", "train": "load_data.train", "variants": "build_variants.variants"},
+            "validation": "load_data.validation", "variants": "build_variants.variants"},
     config_sections=("variants", "data"),
     version="3",
     enabled=lambda cfg: bool(cfg.variants.names()),

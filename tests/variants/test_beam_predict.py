@@ -17,7 +17,7 @@ def _predict(cfg, tmp_path, frames):
     ctx = _ctx(cfg, tmp_path)
     built = build_variants_stage(ctx, train=frames["train"])["variants"]
     return predict_stage(ctx, audit_sample=frames["audit_sample"], twins=frames["twins"],
-                         validation=frames["validation"], train=frames["train"], variants=built)
+                         validation=frames["validation"], variants=built)
 
 
 def _assert_same(local: pd.DataFrame, beam: pd.DataFrame, keys: list[str]) -> None:

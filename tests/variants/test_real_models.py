@@ -45,15 +45,15 @@ def test_real_models_end_to_end(tmp_path):
     (tmp_path / "s").mkdir()
     ctx = StageContext(config=cfg, run_id="r", scratch_dir=tmp_path / "s", cache_dir=cfg.cache_dir,
                        log=logging.getLogger("real"), show_progress=False)
-    built = build_variants_stage(ctx, train=train, validation=val)["variants"]
+    built = build_variants_stage(ctx, train=train)["variants"]
     gen_dir = built["rag"]["model_dir"]
     assert "generator-" in gen_dir and built["rag"]["generator"]["converted_from_gguf"]
     assert (tmp_path / "cache" / "models").is_dir()
     t0 = time.perf_counter()
-    again = build_variants_stage(ctx, train=train, validation=val)["variants"]
+    again = build_variants_stage(ctx, train=train)["variants"]
     assert again == built and time.perf_counter() - t0 < 20  # cache hit: no training, no conversion, no embedding
 
-    out = predict_stage(ctx, audit_sample=audit, twins=twins, validation=val, train=train, variants=built)
+    out = predict_stage(ctx, audit_sample=audit, twins=twins, validation=val, variants=built)
     pred = out["predictions"]
     assert len(pred) == 40 and pred["score"].between(0, 1).all()
     assert (pred["raw_score"].groupby(pred["variant"]).std() > 1e-3).all()

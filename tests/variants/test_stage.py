@@ -172,7 +172,7 @@ def test_query_only_keeps_original_documents(tmp_path, frames, tiny_bert_dir, ti
     ctx = _ctx(cfg, tmp_path)
     built = build_variants_stage(ctx, train=frames["train"])["variants"]
     out = predict_stage(ctx, audit_sample=frames["audit_sample"], twins=frames["twins"],
-                        validation=frames["validation"], train=frames["train"], variants=built)
+                        validation=frames["validation"], variants=built)
     tw = out["twin_predictions"].set_index(["mode", "twin_id"])["score"]
     pred = make_predictor("rag", built["rag"], cfg.variants)
     audit_docs = out["predictions"].set_index("example_id")["retrieved_ids"]
@@ -194,7 +194,7 @@ def test_zero_twins_and_fixed_threshold(tmp_path, frames, tiny_bert_dir, tiny_cl
     assert built["finetuned"]["trained"] is False and built["finetuned"]["model_dir"] == str(tiny_classifier_dir)
     empty = frames["twins"].iloc[0:0]
     out = predict_stage(ctx, audit_sample=frames["audit_sample"], twins=empty, validation=frames["validation"],
-                        train=frames["train"], variants=built)
+                        variants=built)
     assert len(out["twin_predictions"]) == 0 and "mode" in out["twin_predictions"].columns
     assert out["thresholds"]["finetuned"]["value"] == 0.5
     assert len(out["retrievals"]) == 0
@@ -211,14 +211,14 @@ def test_bad_inputs_are_clear_errors(tmp_path, frames, tiny_bert_dir, tiny_class
     audit.loc[2, "text"] = None
     with pytest.raises(DataError, match=r"input `audit_sample`.*positions 2 \(example_id jewish-a2\)"):
         predict_stage(ctx, audit_sample=audit, twins=frames["twins"], validation=frames["validation"],
-                      train=frames["train"], variants=built)
+                      variants=built)
     with pytest.raises(DataError, match="column.s. text missing"):
         predict_stage(ctx, audit_sample=frames["audit_sample"], twins=frames["twins"].drop(columns="text"),
-                      validation=frames["validation"], train=frames["train"], variants=built)
+                      validation=frames["validation"], variants=built)
     bad_twins = frames["twins"].assign(example_id="nope")
     with pytest.raises(DataError, match="not in `audit_sample`"):
         predict_stage(ctx, audit_sample=frames["audit_sample"], twins=bad_twins, validation=frames["validation"],
-                      train=frames["train"], variants=built)
+                      variants=built)
 
 
 def test_missing_model_folder_names_the_field(tmp_path, frames, tiny_bert_dir, tiny_classifier_dir, tiny_lm_dir):
@@ -235,7 +235,7 @@ def test_long_texts_are_counted_in_performance(tmp_path, frames, tiny_bert_dir, 
     audit = frames["audit_sample"].copy()
     audit.loc[[0, 5], "text"] = "women are lazy and bad at money and always hate work"
     built = build_variants_stage(ctx, train=frames["train"])["variants"]
-    out = predict_stage(ctx, audit_sample=audit, twins=None, validation=frames["validation"], train=frames["train"],
+    out = predict_stage(ctx, audit_sample=audit, twins=None, validation=frames["validation"],
                         variants=built)
     assert out["performance"]["finetuned"]["truncated"] == 2
     assert out["predictions"]["truncated"].tolist() == [i in (0, 5) for i in range(12)]
@@ -250,4 +250,4 @@ def test_cleared_model_cache_is_a_clear_error(tmp_path, frames, tiny_bert_dir, t
     shutil.rmtree(built["finetuned"]["model_dir"])
     with pytest.raises(ModelError, match=r"is gone .*Delete .*stages/build_variants"):
         predict_stage(ctx, audit_sample=frames["audit_sample"], twins=None, validation=frames["validation"],
-                      train=frames["train"], variants=built)
+                      variants=built)
