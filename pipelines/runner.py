@@ -29,7 +29,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from pipelines import __version__
 from pipelines.artifacts import atomic_write_text, dump_json, hash_bytes, read_artifact, write_artifact
@@ -175,10 +175,11 @@ def _read_index(stage_dir: Path) -> dict[str, Any]:
     return json.loads(index_path.read_text(encoding="utf-8"))
 
 
-def load_stage_outputs(stage_dir: Path) -> dict[str, Any]:
-    """Read every artifact of a finished stage folder."""
+def load_stage_outputs(stage_dir: Path, names: Sequence[str] | None = None) -> dict[str, Any]:
+    """Read every artifact of a finished stage folder (or only those of ``names`` it has)."""
     index = _read_index(stage_dir)
-    return {name: read_artifact(stage_dir, entry) for name, entry in index["artifacts"].items()}
+    return {name: read_artifact(stage_dir, entry) for name, entry in index["artifacts"].items()
+            if names is None or name in names}
 
 
 class _Manifest:

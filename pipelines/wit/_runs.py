@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from pipelines.wit._errors import MSG_NO_RUNS, MSG_NOT_A_RUN, RunNotFoundError
 
@@ -103,16 +103,12 @@ def finished_stages(run_dir: Path) -> list[str]:
     return sorted(p.name for p in run_dir.iterdir() if (p / STAGE_INDEX).is_file())
 
 
-def read_stage(run_dir: Path, stage: str, *, required: bool = False) -> dict[str, Any] | None:
-    """Every artifact of a finished stage of the run, or None when it did not run (``required``: raise)."""
+def read_stage(run_dir: Path, stage: str, *, artifacts: Sequence[str] | None = None) -> dict[str, Any] | None:
+    """The artifacts of a finished stage of the run (all, or only the named ones), or None
+    when the stage did not run."""
     from pipelines.runner import load_stage_outputs
 
     folder = Path(run_dir) / stage
     if not (folder / STAGE_INDEX).is_file():
-        if required:
-            from pipelines.errors import DataError
-
-            raise DataError(f"{run_dir}: stage `{stage}` did not finish in this run (no {stage}/{STAGE_INDEX}). "
-                            f"Finished stages: {', '.join(finished_stages(run_dir)) or 'none'}.")
         return None
-    return load_stage_outputs(folder)
+    return load_stage_outputs(folder, artifacts)

@@ -48,6 +48,7 @@ class WitExport:
     run_dir: Path
     description: dict[str, Any]
     _examples: list[Any] | None = field(default=None, repr=False)
+    _frame: Any = field(default=None, repr=False)
 
     @property
     def examples_path(self) -> Path:
@@ -74,10 +75,12 @@ class WitExport:
         return self._examples
 
     def frame(self):
-        """The examples as a DataFrame, in file order."""
-        from pipelines.wit.export import examples_to_frame
+        """The examples as a DataFrame, in file order (built once; treat it as read-only)."""
+        if self._frame is None:
+            from pipelines.wit.export import examples_to_frame
 
-        return examples_to_frame(self.examples())
+            self._frame = examples_to_frame(self.examples())
+        return self._frame
 
     def known_scores(self, variant: str) -> dict[str, float]:
         """``{text: exported score}`` of one variant."""

@@ -157,9 +157,11 @@ def _feature_types(table) -> dict[str, str]:
 
 def export_description(*, table, variants: Sequence[str], sensitive_features: Sequence[str], run_id: str,
                        examples_path: str, thresholds: Mapping[str, float] | None = None,
-                       models: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The ``wit_export`` JSON for a table built by :func:`wit_table`."""
-    types = _feature_types(table)
+                       models: Mapping[str, Any] | None = None,
+                       feature_types: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The ``wit_export`` JSON for a table built by :func:`wit_table` (``feature_types``: those
+    the examples were written with; derived from the table when not given)."""
+    types = dict(feature_types or _feature_types(table))
     return {
         "schema_version": SCHEMA_VERSION,
         "run_id": run_id,
@@ -270,8 +272,7 @@ def export_wit_stage(ctx: StageContext, *, audit_sample, predictions, variants: 
     description = export_description(
         table=table, variants=names, sensitive_features=features, run_id=ctx.run_id,
         examples_path=f"{STAGE_NAME}/{EXAMPLES_ARTIFACT}.tfrecord", thresholds=thresholds,
-        models=_models(variants))
-    description["feature_types"] = types
+        models=_models(variants), feature_types=types)
     ctx.log.info("What-If Tool export: %d examples, variants %s", written, ", ".join(names))
     return {EXAMPLES_ARTIFACT: path, DESCRIPTION_ARTIFACT: description}
 

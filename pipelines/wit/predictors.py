@@ -112,7 +112,7 @@ def load_predictors(run_dir: str | Path, *, calibrated: bool = True, names: Sequ
         raise PredictorsUnavailableError(MSG_NO_BUILD.format(
             run_dir=run_dir, problem="stage `build_variants` did not finish in this run"))
     built: dict[str, Any] = build["variants"]
-    predict = read_stage(run_dir, "predict") or {}
+    predict = read_stage(run_dir, "predict", artifacts=["thresholds"]) or {}
     thresholds = predict.get("thresholds") if isinstance(predict.get("thresholds"), dict) else {}
     wanted = list(names) if names is not None else list(built)
     unknown = [n for n in wanted if n not in built]
