@@ -8,7 +8,6 @@ network loads as a second line of defence.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -38,10 +37,6 @@ METRIC_LABELS = {
 }
 
 
-def _is_num(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
-
-
 def fmt(x: Any, digits: int = 3) -> str:
     if x is None:
         return "n/a"
@@ -49,13 +44,13 @@ def fmt(x: Any, digits: int = 3) -> str:
         return "yes" if x else "no"
     if isinstance(x, int):
         return f"{x:,}"
-    if _is_num(x):
+    if _svg._finite(x):
         return f"{x:,.{min(digits, 1) if abs(x) >= 100 else digits}f}"
     return str(x)
 
 
 def pct(x: Any, digits: int = 1) -> str:
-    return f"{x * 100:.{digits}f}%" if _is_num(x) else "n/a"
+    return f"{x * 100:.{digits}f}%" if _svg._finite(x) else "n/a"
 
 
 def ci(est: Mapping[str, Any] | None) -> str:
@@ -128,15 +123,6 @@ def _group_table(section: Mapping[str, Any], feature: str) -> dict[str, Any]:
     return {"feature": feature, "metrics": metrics, "rows": list(rows.values())}
 
 
-def _bias_table(section: Mapping[str, Any]) -> list[dict[str, Any]]:
-    rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in section["bias_auc"]:
-        row = rows.setdefault((str(r.get("feature")), str(r.get("group"))),
-                              {"feature": r.get("feature"), "group": r.get("group"), "metrics": {}})
-        row["metrics"][r["metric"]] = r
-    return list(rows.values())
-
-
 def _pivot(records, row_keys: tuple[str, ...]) -> dict[str, Any]:
     """Wide table: one row per ``row_keys`` combination, one column per metric (in first-seen order)."""
     metrics: list[str] = []
@@ -166,7 +152,7 @@ def _representation_charts(data: Mapping[str, Any] | None) -> list[dict[str, Any
                 continue
             out.append({"feature": feature, "split": split, "svg": _svg.bar_chart(
                 [{"label": g, "value": v.get("share")} for g, v in groups.items()],
-                title=f"{feature} share of {split}", max_value=None)})
+                title=f"{feature} share of {split}")})
     return out
 
 
@@ -179,7 +165,7 @@ def _trend_charts(summary: Mapping[str, Any]) -> list[Markup]:
                 series.append(name)
     charts = []
     for metric in ("accuracy", "roc_auc", "worst_group_gap", "flip_rate"):
-        if any(_is_num(((r.get("key_metrics") or {}).get(s) or {}).get(metric)) for r in runs for s in series):
+        if any(_svg._finite(((r.get("key_metrics") or {}).get(s) or {}).get(metric)) for r in runs for s in series):
             charts.append(_svg.trend_chart(runs, metric=metric, title=KEY_METRIC_LABELS[metric], series=series))
     return charts
 
@@ -209,17 +195,19 @@ def render_html(summary: Mapping[str, Any]) -> str:
     variants = summary.get("variants") or {}
     views = {}
     for name, section in variants.items():
+        counterfactual, counterfactual_spread = _split_groupwise(section["counterfactual"])
+        exposure, exposure_spread = _split_groupwise(section["exposure"])
         views[name] = {
             "charts": _group_charts(section),
             "tables": [_group_table(section, f) for f in section.get("features") or []
                        if any(r.get("feature") == f for r in section["group_metrics"])],
-            "bias": _bias_table(section),
+            "bias": _pivot(section["bias_auc"], ("feature", "group"))["rows"],
             "main_disparities": [d for d in section["disparities"] if d.get("metric") in MAIN_DISPARITIES],
             "other_disparities": [d for d in section["disparities"] if d.get("metric") not in MAIN_DISPARITIES],
-            "counterfactual": _pivot(_split_groupwise(section["counterfactual"])[0], ("mode", "feature", "group")),
-            "counterfactual_spread": _split_groupwise(section["counterfactual"])[1],
-            "exposure": _pivot(_split_groupwise(section["exposure"])[0], ("feature", "group")),
-            "exposure_spread": _split_groupwise(section["exposure"])[1],
+            "counterfactual": _pivot(counterfactual, ("mode", "feature", "group")),
+            "counterfactual_spread": counterfactual_spread,
+            "exposure": _pivot(exposure, ("feature", "group")),
+            "exposure_spread": exposure_spread,
         }
     config_json = json.dumps((summary.get("provenance") or {}).get("config") or {}, indent=2, sort_keys=True)
     return env.get_template(TEMPLATE).render(
@@ -229,6 +217,5 @@ def render_html(summary: Mapping[str, Any]) -> str:
         palette=_svg.PALETTE,
         representation=_representation_charts(summary.get("data")),
         trend_charts=_trend_charts(summary),
-        key_labels=KEY_METRIC_LABELS,
         config_json=config_json,
     )

@@ -424,7 +424,7 @@ def _est_rows(records: list[dict[str, Any]], keys: Sequence[str]) -> list[dict[s
 
 def _variant_section(name: str, *, evaluate: Mapping[str, Any] | None, predict: Mapping[str, Any] | None,
                      variants: Mapping[str, Any] | None, data: Mapping[str, Any] | None,
-                     features: Sequence[str], missing: list[dict[str, str]]) -> dict[str, Any]:
+                     features: Sequence[str]) -> dict[str, Any]:
     # the evaluation's `group_metrics` table holds the bias-AUC records too
     everything = _by_variant(_evaluate_part(evaluate, "group_metrics"), name)
     group = [r for r in everything if r.get("metric") not in BIAS_AUC_METRICS]
@@ -697,7 +697,7 @@ def build_summary(
                         "confidence intervals, disparities, bias AUCs or gates."})
 
     sections = {n: _variant_section(n, evaluate=evaluate, predict=predict, variants=variants, data=data,
-                                    features=features, missing=missing) for n in names}
+                                    features=features) for n in names}
     key_metrics = {n: key_metrics_of(s, predict) for n, s in sections.items()}
     if names and not any(s["counterfactual"] for s in sections.values()) and \
             not any(v.get("flip_rate") is not None for v in key_metrics.values()):
