@@ -145,21 +145,20 @@ def bench_rag(texts: list[str], train, *, repeats: int, cache_dir: Path, kb_docs
 
     import torch
 
-    from pipelines.config import resolve_resource
-    from pipelines.variants.cache import ModelCache, cache_key
-    from pipelines.variants.config import MINILM, SMOLLM2, GeneratorConfig
-    from pipelines.variants._hf import _file_sha256, convert_gguf
+    from pipelines.config import config_from_dict, resolve_resource
+    from pipelines.runner import StageContext
+    from pipelines.variants.cache import ModelCache
+    from pipelines.variants.config import MINILM
     from pipelines.variants.rag import Embedder, top_k
+    from pipelines.variants.stage import _generator_dir
 
-    g = GeneratorConfig()
-    src = resolve_resource(SMOLLM2, base_dir=ROOT)
-    import transformers
-
-    describe = {"gguf": str(src / g.gguf_file), "gguf_sha256": _file_sha256(src / g.gguf_file),
-                "transformers": transformers.__version__}
+    # the build stage's own conversion (and cache entry) of the default generator
+    cfg = config_from_dict({"audit": {"name": "bench"}}, base_dir=ROOT)
+    g = cfg.variants.rag.generator
+    ctx = StageContext(config=cfg, run_id="bench", scratch_dir=Path(tempfile.mkdtemp()), cache_dir=cache_dir,
+                       log=logging.getLogger("bench"), show_progress=False)
     t0 = time.perf_counter()
-    entry = ModelCache(cache_dir / "models").get_or_build(
-        "generator", cache_key(**describe), lambda tmp: (convert_gguf(src, g.gguf_file, tmp) or {}), describe=describe)
+    generator_dir, _ = _generator_dir(ctx, ModelCache(cache_dir / "models"))
     t_conv = time.perf_counter() - t0
 
     rng = np.random.default_rng(seed)
@@ -178,11 +177,11 @@ def bench_rag(texts: list[str], train, *, repeats: int, cache_dir: Path, kb_docs
         args = dict(system_prompt=g.system_prompt, instruction=g.instruction, question=g.question,
                     doc_max_tokens=g.doc_max_tokens, query_max_tokens=g.query_max_tokens)
         args.update(kw)
-        s = RagScorer(entry.path, **args)
+        s = RagScorer(generator_dir, **args)
         s.score(texts[:2], docs[:2])  # load + warm up
         return s
 
-    results: dict = {"examples": len(texts), "k": k, "kb_docs": len(kb), "generator_dir": str(entry.path),
+    results: dict = {"examples": len(texts), "k": k, "kb_docs": len(kb), "generator_dir": str(generator_dir),
                      "generator_convert_or_cache_seconds": round(t_conv, 2),
                      "embed_kb": {"seconds": round(t_emb, 2), "docs_per_s": round(len(kb) / t_emb, 1)}}
     base = scorer(batch_size=8, prefix_cache=True)
