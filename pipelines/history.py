@@ -33,6 +33,7 @@ from __future__ import annotations
 import json
 import math
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -95,10 +96,29 @@ def _connect(db_path: Path) -> sqlite3.Connection:
     return conn
 
 
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Put the database in WAL mode (it stays so: WAL is recorded in the file).
+
+    WAL lets readers (`fairness-audit history`) run while a run records itself. Switching
+    needs a moment without other connections, and SQLite answers "database is locked" at
+    once, without waiting for the busy timeout, while another process is creating or
+    switching the same new file (two runs recording their first rows together). So the
+    switch is retried until ``BUSY_TIMEOUT_S``; a database already in WAL mode is left alone.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _ensure_schema(conn: sqlite3.Connection) -> None:
-    # WAL lets readers (`fairness-audit history`) run while a run records itself.
-    # Switching the journal mode needs a moment without other writers; the busy timeout covers it.
-    conn.execute("PRAGMA journal_mode = WAL")
+    _use_wal(conn)
     conn.execute("BEGIN IMMEDIATE")
     try:
         for stmt in (s.strip() for s in _SCHEMA.split(";")):
