@@ -80,6 +80,18 @@ CREATE INDEX IF NOT EXISTS runs_by_time ON runs (audit, started_at);
 
 MSG_BAD_DB = ("{path}: not a run-history database ({error}). Move it away: the next run creates a new one, "
               "and `fairness-audit history` lists the runs from their folders until then.")
+MSG_DB_BUSY = ("{path}: the run-history database stayed locked by another process for more than {seconds:g} s "
+               "({error}). Expected the lock to be released; find the process holding it (e.g. `fuser {path}`) "
+               "and run again. The file itself is not damaged.")
+
+
+def _db_error(db_path: Path, exc: sqlite3.Error):
+    """The AuditError for a history database that SQLite refused: busy, or not a database."""
+    from pipelines.errors import AuditError
+
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+        return AuditError(MSG_DB_BUSY.format(path=db_path, seconds=BUSY_TIMEOUT_S, error=exc))
+    return AuditError(MSG_BAD_DB.format(path=db_path, error=exc))
 
 
 def history_db_path(runs_root: str | Path) -> Path:
@@ -179,9 +191,7 @@ def record_run(
     try:
         conn = _connect(db_path)
     except sqlite3.Error as exc:
-        from pipelines.errors import AuditError
-
-        raise AuditError(MSG_BAD_DB.format(path=db_path, error=exc)) from exc
+        raise _db_error(db_path, exc) from exc
     try:
         _ensure_schema(conn)
         conn.execute("BEGIN IMMEDIATE")
@@ -206,9 +216,7 @@ def record_run(
             conn.execute("ROLLBACK")
             raise
     except sqlite3.DatabaseError as exc:
-        from pipelines.errors import AuditError
-
-        raise AuditError(MSG_BAD_DB.format(path=db_path, error=exc)) from exc
+        raise _db_error(db_path, exc) from exc
     finally:
         conn.close()
 
@@ -254,9 +262,7 @@ def list_runs(runs_root: str | Path, audit: str, limit: int | None = 20) -> list
                 return []
             raise
     except sqlite3.DatabaseError as exc:
-        from pipelines.errors import AuditError
-
-        raise AuditError(MSG_BAD_DB.format(path=db_path, error=exc)) from exc
+        raise _db_error(db_path, exc) from exc
     finally:
         conn.close()
 

@@ -227,3 +227,25 @@ def test_finalize_takes_the_verdict_of_the_finished_manifest(tmp_path):
     again = json.loads((result.run_dir / "report" / "summary.json").read_text())
     assert again == after
     assert len(list_runs(cfg.runs_dir.parent, "blocked")) == 1
+
+
+def test_a_database_locked_too_long_is_called_busy_not_broken(tmp_path, monkeypatch):
+    import pipelines.history as history
+    from pipelines.errors import AuditError
+
+    db = tmp_path / "history.sqlite"
+    _writer(db, "a", 1)
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # another process holding the write lock
+    monkeypatch.setattr(history, "BUSY_TIMEOUT_S", 0.2)
+    try:
+        with pytest.raises(AuditError) as err:
+            _writer(db, "b", 1)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    message = str(err.value)
+    assert "stayed locked by another process for more than 0.2 s" in message and "history.sqlite" in message
+    assert "not a run-history database" not in message and "Move it away" not in message
+    _writer(db, "b", 1)  # once the lock is released the same file works
+    assert len(list_runs(tmp_path / "runs", "demo", limit=None)) == 2
