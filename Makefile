@@ -53,7 +53,7 @@ bench: $(STAMP)
 # Classic Notebook 6.5 on 127.0.0.1 with what the What-If Tool needs: the widget and WIT
 # nbextensions enabled, and the pure-Python protobuf in the kernel (witwidget's old *_pb2.py).
 notebook: $(STAMP)
-	$(BIN)/python -m pipelines.wit.notebook_server $(NOTEBOOK_ARGS)
+	$(BIN)/python -m pipelines.explore.notebook_server $(NOTEBOOK_ARGS)
 
 # Regenerate the fully pinned lock (uv resolves in seconds; pip's resolver backtracks for minutes).
 lock:

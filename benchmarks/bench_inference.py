@@ -63,8 +63,8 @@ PEAK_GFLOPS = 157.0  # replaced in main() by peak_gflops() or --peak-gflops
 
 def _load_data(seed: int):
     from pipelines.config import config_from_dict
-    from pipelines.data.stage import load_data_stage
-    from pipelines.runner import StageContext
+    from pipelines.stages.load_data.run import load_data_stage
+    from pipelines.core.runner import StageContext
 
     cfg = config_from_dict({"audit": {"name": "bench"}, "seed": seed}, base_dir=ROOT)
     ctx = StageContext(config=cfg, run_id="bench", scratch_dir=Path(tempfile.mkdtemp()), cache_dir=cfg.cache_dir,
@@ -97,7 +97,7 @@ def bench_finetuned(texts: list[str], *, repeats: int, max_length: int, batch_si
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
     from pipelines.config import resolve_resource
-    from pipelines.variants.config import MINILM
+    from pipelines.config.variants import MINILM
     from pipelines.variants.finetuned import FinetunedPredictor, encode
 
     base = resolve_resource(MINILM, base_dir=ROOT)
@@ -146,11 +146,11 @@ def bench_rag(texts: list[str], train, *, repeats: int, cache_dir: Path, kb_docs
     import torch
 
     from pipelines.config import config_from_dict, resolve_resource
-    from pipelines.runner import StageContext
+    from pipelines.core.runner import StageContext
     from pipelines.variants.cache import ModelCache
-    from pipelines.variants.config import MINILM
+    from pipelines.config.variants import MINILM
     from pipelines.variants.rag import Embedder, top_k
-    from pipelines.variants.stage import _generator_dir
+    from pipelines.stages.predict.run import _generator_dir
 
     # the build stage's own conversion (and cache entry) of the default generator
     cfg = config_from_dict({"audit": {"name": "bench"}}, base_dir=ROOT)

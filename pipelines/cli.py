@@ -21,13 +21,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-__all__ = ["main", "EXIT_CODES"]
+__all__ = ["main"]
 
-EXIT_PASS = 0
-EXIT_FAIL = 1
+# The exit-code map of a finished run is pipelines.graph.EXIT_CODES (imported with the graph);
+# these two do not need the graph.
+EXIT_OK = 0
 EXIT_ERROR = 2
-EXIT_INSUFFICIENT = 3
-EXIT_CODES = {"pass": EXIT_PASS, "fail": EXIT_FAIL, "insufficient_evidence": EXIT_INSUFFICIENT}
 
 EPILOG = """exit codes: 0 all gates pass, 1 a gate failed, 2 error, 3 insufficient evidence.
 examples:
@@ -40,7 +39,8 @@ examples:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fairness-audit",
-        description="Audit a fine-tuned and a RAG variant of an NLP model for fairness, side by side.",
+        description="Audit NLP model variants (fine-tuned, RAG, any classifier, logged predictions) for fairness, "
+                    "side by side.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -87,7 +87,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
     cfg = load_config(args.config)
     print(f"{args.config}: OK (audit {cfg.audit.name!r}, config hash {cfg.config_hash()[:12]})")
-    return EXIT_PASS
+    return EXIT_OK
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -99,38 +99,36 @@ def _cmd_run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     cfg = load_config(args.config, overrides=_overrides(args))
-    from pipelines.runner import run_audit
-    from pipelines.stages import build_stages, data_fingerprint_of, verdict_of
-
+    from pipelines.core.runner import run_audit
     from pipelines.errors import LockError
-    from pipelines.report import post_run, previous_runs
+    from pipelines.graph import STAGES, data_fingerprint_of, exit_code, run_verdict
+    from pipelines.report import post_run
 
     now = dt.datetime.now(dt.timezone.utc)
     run_id = args.run_id or f"{now:%Y%m%dT%H%M%SZ}-{cfg.config_hash()[:8]}"
-    stages = build_stages(cfg, previous_runs=previous_runs(cfg))
     try:
         result = run_audit(
-            cfg, stages, run_id=run_id, started_at=now.isoformat(timespec="seconds"),
+            cfg, list(STAGES), run_id=run_id, started_at=now.isoformat(timespec="seconds"),
             show_progress=not args.no_progress, lock_timeout=args.wait,
-            data_fingerprint=data_fingerprint_of, finalize=verdict_of,
+            data_fingerprint=data_fingerprint_of, finalize=run_verdict,
         )
     except LockError:
         raise  # the other run owns the audit; nothing of ours to record
     except BaseException:
-        post_run(cfg.runs_dir / run_id)  # records the failed run in the history
+        post_run(cfg.runs_dir / run_id, config=cfg)  # records the failed run in the history
         raise
-    posted = post_run(result.run_dir)  # the final report (with the finished manifest) + history row
-    verdict = result.verdict or "pass"
-    print(f"run {result.run_id}: verdict {verdict.upper()} -> {result.run_dir}")
+    posted = post_run(result.run_dir, config=cfg)  # the report (from the finished manifest) + history row
+    verdict = result.verdict
+    print(f"run {result.run_id}: verdict {str(verdict).upper()} -> {result.run_dir}")
     if posted.get("report"):
         print(f"report: {posted['report']}")
-    return EXIT_CODES.get(verdict, EXIT_ERROR)
+    return exit_code(verdict)
 
 
 def _cmd_history(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from pipelines.history import format_history, list_runs
+    from pipelines.core.history import format_history, list_runs
 
     audit = args.audit
     runs_root = Path(args.runs_dir) if args.runs_dir else None
@@ -146,7 +144,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
         print(json.dumps(runs, indent=2))
     else:
         print(format_history(audit, runs))
-    return EXIT_PASS
+    return EXIT_OK
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         from pipelines import __version__
 
         print(__version__)
-        return EXIT_PASS
+        return EXIT_OK
     if not args.command:
         parser.print_help()
         return EXIT_ERROR

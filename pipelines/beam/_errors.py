@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from typing import Iterator, Sequence
+from typing import Iterator
 
 from pipelines import errors
 
@@ -21,12 +21,8 @@ _RAISED = re.compile(r"^(?:pipelines\.errors\.)?(ConfigError|DataError|ModelErro
                      r"(?: \[while running '[^']*'\])?$", re.M)
 
 
-def _runner(pipeline_args: Sequence[str]) -> str:
-    return next((a.split("=", 1)[1] for a in pipeline_args if a.startswith("--runner=")), "DirectRunner")
-
-
 @contextlib.contextmanager
-def worker_errors(what: str, pipeline_args: Sequence[str]) -> Iterator[None]:
+def worker_errors(what: str, runner: str) -> Iterator[None]:
     """Run a Beam pipeline; turn a worker's failure into an ``AuditError`` that says where."""
     try:
         yield
@@ -35,7 +31,7 @@ def worker_errors(what: str, pipeline_args: Sequence[str]) -> Iterator[None]:
     except Exception as exc:
         text = str(exc)
         found = _RAISED.findall(text)
-        where = f"{what} on Beam ({_runner(pipeline_args)})"
+        where = f"{what} on Beam ({runner})"
         if found:
             kind, message = found[-1]
             raise getattr(errors, kind)(f"{message} (raised by a worker in {where})") from exc

@@ -1,6 +1,6 @@
 """Batch inference on Apache Beam with ``RunInference``, one model handler per variant.
 
-Any :class:`pipelines.variants._base.Predictor` can run on Beam: the handler
+Any :class:`pipelines.variants.Predictor` can run on Beam: the handler
 gets a *factory* (a picklable callable that builds the predictor, e.g. the
 predictor class with its keyword arguments) and each worker loads the model
 once (``load_model``), then scores the batches Beam hands it. The runner and
@@ -56,10 +56,9 @@ def score_on_beam(
     import pandas as pd
     from apache_beam.io.filesystems import FileSystems
     from apache_beam.ml.inference.base import RunInference
-    from apache_beam.options.pipeline_options import PipelineOptions
 
-    from pipelines.artifacts import to_jsonable
-    from pipelines.beam._errors import worker_errors
+    from pipelines.beam.pipeline import beam_pipeline, temp_location
+    from pipelines.core.artifacts import to_jsonable
     from pipelines.errors import StageError
 
     ids = [str(e) for e in example_ids]
@@ -70,8 +69,7 @@ def score_on_beam(
     if not ids:
         return pd.DataFrame({"example_id": pd.Series(dtype=str), "score": pd.Series(dtype=float),
                              "truncated": pd.Series(dtype=bool)})
-    options = PipelineOptions(list(pipeline_args))
-    base = options.get_all_options().get("temp_location") or str(workdir)
+    base = temp_location(pipeline_args) or str(workdir)
     out_dir = FileSystems.join(base, f"run-inference-{uuid.uuid4().hex[:12]}")
     if FileSystems.get_scheme(out_dir) in (None, "file"):
         Path(out_dir).mkdir(parents=True, exist_ok=True)
@@ -98,7 +96,7 @@ def score_on_beam(
         key, result = kv
         return json.dumps(to_jsonable({"example_id": key, **result.inference}))
 
-    with worker_errors("RunInference", pipeline_args), beam.Pipeline(options=options) as pipeline:
+    with beam_pipeline(pipeline_args, what="RunInference") as pipeline:
         _ = (
             pipeline
             | "Examples" >> beam.io.ReadFromText(inputs)

@@ -1,39 +1,101 @@
-"""The HTML fairness report, the machine-readable ``summary.json``, and the steps around a run.
+"""The report: a post-run step that reads a finished run once and renders it once.
 
-Public API
-----------
-REPORT_STAGE, report_stage
-    The ``report`` stage: a pure function of every upstream stage's artifacts.
-history_stage(previous_runs), report_stages(previous_runs)
-    The ``history`` stage (hands the earlier runs to the report) and both stages in order.
-previous_runs(config)
-    Read the earlier runs of an audit from the history database (call before the run).
-finalize(run_dir), record_run_dir(run_dir), post_run(run_dir)
-    After the run: re-render the report with the finished manifest, record the run in
-    ``<runs_root>/../history.sqlite``; ``post_run`` does both.
-build_summary, render_html
-    The building blocks (summary dict -> HTML), usable without the runner.
+After the runner has written the final manifest (status, verdict, timings), the CLI
+calls :func:`post_run`, which
 
-Importing this package is light: jinja2, markupsafe and the runner spec; no TF, torch
-or pandas.
+* renders ``report/report.html`` (one offline file) and ``report/summary.json``
+  from the manifest and the stages' artifacts (:func:`write_report`), and
+* records the run in the audit's history database (:func:`record_history`).
+
+Nothing here changes the manifest or any stage's artifacts. Importing this package
+is light (jinja2, markupsafe, pandas when a run is read; no TF or torch).
 """
 
-from pipelines.report._post import finalize, post_run, previous_runs, record_run_dir
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from pipelines.core.artifacts import atomic_write_text, dump_json
+from pipelines.core.history import record_run, row_from_run_dir
+from pipelines.core.rundir import RunDir, history_db_path
+from pipelines.report._inputs import RunInputs
 from pipelines.report._render import render_html
-from pipelines.report._summary import SECTIONS, SUMMARY_VERSION, build_summary
-from pipelines.report.stage import REPORT_STAGE, history_stage, report_stage, report_stages
+from pipelines.report._summary import SECTIONS, SUMMARY_VERSION, build_summary, key_metrics_of
 
 __all__ = [
-    "REPORT_STAGE",
-    "report_stage",
-    "history_stage",
-    "report_stages",
-    "previous_runs",
-    "finalize",
-    "record_run_dir",
+    "write_report",
+    "record_history",
     "post_run",
+    "RunInputs",
     "build_summary",
     "render_html",
+    "key_metrics_of",
     "SECTIONS",
     "SUMMARY_VERSION",
+    "REPORT_HTML",
+    "SUMMARY_JSON",
 ]
+
+REPORT_HTML = "report.html"
+SUMMARY_JSON = "summary.json"
+
+
+def write_report(run_dir: str | Path, *, config: Any = None) -> Path | None:
+    """Render a finished run's report; return the HTML path (None when the run is not ``complete``).
+
+    ``summary.json`` is written before ``report.html``, each atomically; the report
+    folder is complete once ``report.html`` exists.
+    """
+    run = RunDir(Path(run_dir))
+    row = row_from_run_dir(run.path)
+    if row is None or row["status"] != "complete":
+        return None
+    inputs = RunInputs.load(run.path, config=config)
+    summary = build_summary(inputs)
+    html = render_html(summary)
+    run.report.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run.report / SUMMARY_JSON, dump_json(summary))
+    atomic_write_text(run.report / REPORT_HTML, html)
+    return run.report / REPORT_HTML
+
+
+def record_history(run_dir: str | Path, *, db_path: str | Path | None = None) -> Path | None:
+    """Upsert the run's row into the history database; return the database path.
+
+    Works for complete and failed runs (a failed run has no verdict). Returns None when
+    the folder has no manifest or the run is still ``running``.
+    """
+    run = RunDir(Path(run_dir))
+    row = row_from_run_dir(run.path)
+    if row is None or row["status"] not in ("complete", "failed"):
+        return None
+    db = Path(db_path) if db_path is not None else history_db_path(run.runs_root)
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    record_run(db, audit=row["audit"], run_id=row["run_id"], started_at=row["started_at"],
+               finished_at=row["finished_at"] or now, status=row["status"], verdict=row["verdict"],
+               key_metrics=row["key_metrics"], run_dir=row["run_dir"], summary_path=row["summary_path"],
+               recorded_at=now)
+    return db
+
+
+def post_run(run_dir: str | Path, *, config: Any = None, db_path: str | Path | None = None) -> dict[str, Any]:
+    """After a run (complete or failed): :func:`write_report`, then :func:`record_history`.
+
+    The history row is written even when the report fails; that error is raised after.
+    Returns ``{"report": html path or None, "history": db path or None}``.
+    """
+    run = RunDir(Path(run_dir))
+    out: dict[str, Any] = {"report": None, "history": None}
+    if not run.manifest.is_file():
+        return out
+    error: BaseException | None = None
+    try:
+        out["report"] = write_report(run.path, config=config)
+    except Exception as exc:  # recorded below, raised after the history row is written
+        error = exc
+    out["history"] = record_history(run.path, db_path=db_path)
+    if error is not None:
+        raise error
+    return out

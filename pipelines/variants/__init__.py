@@ -1,32 +1,45 @@
-"""The model variants: a fine-tuned classifier and a RAG variant behind one predictor interface.
+"""Model code: the variants audited side by side, behind one interface.
 
-Importing this package is cheap (pydantic only). The predictors and stages
-import torch and transformers lazily; reach them through their modules or
-the attributes below, which import on first use.
+A variant is built once (:meth:`VariantKind.build`, into the model cache), turned into
+a predictor (texts in, P(positive) out) and scored on the audit sample, the
+counterfactual twins and the validation sample (:meth:`VariantKind.score`). The kinds
+(``finetuned``, ``classifier``, ``rag``, ``predictions``) are a registry
+(:data:`KINDS`); nothing outside this package knows what a kind does.
 
-* :class:`FinetunedPredictor` (``pipelines.variants.finetuned``)
-* :class:`RagPredictor` (``pipelines.variants.rag``)
-* ``BUILD_STAGE`` / ``PREDICT_STAGE`` (``pipelines.variants.stage``)
+Importing this package is cheap: torch and transformers are imported inside the
+functions that load models.
 """
 
-from __future__ import annotations
+from pipelines.variants._base import Predictions, Predictor, Progress, check_scores, check_texts, no_progress
+from pipelines.variants._decision import Calibrator, choose_threshold, fit_calibrator
+from pipelines.variants._hf import check_model_dir, model_identity, offline, set_threads
+from pipelines.variants.cache import ModelCache, cache_key
+from pipelines.variants.interface import BuildContext, ScoreSets, ScoringRequest, TwinScores, VariantKind, rate
+from pipelines.variants.registry import KINDS, load_predictor, variant_kind
 
-from pipelines._lazy import lazy_exports
-from pipelines.variants.config import VariantsConfig
-
-__all__ = ["VariantsConfig", "Predictor", "Predictions", "FinetunedPredictor", "RagPredictor",
-           "ModelCache", "BUILD_STAGE", "PREDICT_STAGE", "build_variants_stage", "predict_stage"]
-
-_HOME = {
-    "Predictor": "_base",
-    "Predictions": "_base",
-    "FinetunedPredictor": "finetuned",
-    "RagPredictor": "rag",
-    "ModelCache": "cache",
-    "BUILD_STAGE": "stage",
-    "PREDICT_STAGE": "stage",
-    "build_variants_stage": "stage",
-    "predict_stage": "stage",
-}
-
-__getattr__, __dir__ = lazy_exports(__name__, _HOME, __all__)
+__all__ = [
+    "BuildContext",
+    "Calibrator",
+    "KINDS",
+    "ModelCache",
+    "Predictions",
+    "Predictor",
+    "Progress",
+    "ScoreSets",
+    "ScoringRequest",
+    "TwinScores",
+    "VariantKind",
+    "cache_key",
+    "check_model_dir",
+    "check_scores",
+    "check_texts",
+    "choose_threshold",
+    "fit_calibrator",
+    "load_predictor",
+    "model_identity",
+    "no_progress",
+    "offline",
+    "rate",
+    "set_threads",
+    "variant_kind",
+]

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Calibrator", "fit_calibrator", "choose_threshold", "stratified_rows"]
+__all__ = ["Calibrator", "fit_calibrator", "choose_threshold"]
 
 _EPS = 1e-6
 
@@ -123,21 +123,3 @@ def choose_threshold(scores: np.ndarray, labels: np.ndarray, *, method: str, val
     values = np.array([objective(t) for t in candidates])
     best = int(np.flatnonzero(values == values.max())[0])
     return {**base, "value": float(candidates[best]), "objective": method, "objective_value": float(values[best])}
-
-
-def stratified_rows(labels: np.ndarray, size: int | None, seed: int) -> np.ndarray:
-    """Sorted positions of a label-stratified sample of ``size`` rows (all when None or too few)."""
-    from pipelines.data._split import largest_remainder
-
-    labels = np.asarray(labels)
-    n = len(labels)
-    if size is None or size >= n:
-        return np.arange(n)
-    rng = np.random.default_rng(seed)
-    picked = []
-    classes = np.unique(labels)
-    alloc = largest_remainder(np.array([(labels == c).sum() for c in classes]), size)
-    for c, a in zip(classes, alloc):
-        pos = np.flatnonzero(labels == c)
-        picked.append(rng.choice(pos, size=min(a, len(pos)), replace=False))
-    return np.sort(np.concatenate(picked))

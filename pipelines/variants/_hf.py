@@ -8,12 +8,12 @@ letting a deep transformers traceback surface.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Any
 
+from pipelines.core.artifacts import hash_files
 from pipelines.errors import ModelError
 
 __all__ = [
@@ -21,7 +21,6 @@ __all__ = [
     "set_threads",
     "check_model_dir",
     "model_identity",
-    "hash_files",
     "load_tokenizer",
     "load_encoder",
     "load_sequence_classifier",
@@ -110,30 +109,6 @@ def check_model_dir(path: Path, *, field: str, allow_pickle: bool, need_tokenize
     if need_tokenizer and not any((path / name).is_file() for name in TOKENIZER_FILES):
         raise ModelError(MSG_NO_TOKENIZER.format(path=path, expected=", ".join(TOKENIZER_FILES), found=_listing(path)))
     return {"safetensors": bool(safetensors), "weights": safetensors or pickles}
-
-
-_HASH_MEMO: dict[tuple[str, int, int], str] = {}
-
-
-def _file_sha256(path: Path) -> str:
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _HASH_MEMO:
-        h = hashlib.sha256()
-        with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 20), b""):
-                h.update(block)
-        _HASH_MEMO[key] = h.hexdigest()
-    return _HASH_MEMO[key]
-
-
-def hash_files(paths: list[Path], *, root: Path | None = None) -> str:
-    """One SHA-256 over the names and contents of ``paths`` (memoized per file by size and mtime)."""
-    digest = hashlib.sha256()
-    for p in sorted(paths, key=lambda q: str(q)):
-        name = str(p.relative_to(root)) if root is not None else p.name
-        digest.update(name.encode() + b"\0" + _file_sha256(p).encode() + b"\n")
-    return digest.hexdigest()
 
 
 def model_identity(path: Path, *, kind: str) -> dict[str, Any]:

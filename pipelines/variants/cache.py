@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from pipelines.artifacts import atomic_write_text, dump_json, to_jsonable
+from pipelines.core.artifacts import atomic_write_text, dump_json, to_jsonable
 
 __all__ = ["ModelCache", "CacheEntry", "cache_key", "ENTRY_FILE"]
 

@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.beam.data import split_of
+from pipelines.stages.load_data.beam import split_of
 from pipelines.config import load_config
-from pipelines.data.stage import LOAD_DATA_STAGE
+from pipelines.stages.load_data import SPEC as LOAD_DATA_STAGE
 from pipelines.errors import ConfigError, DataError
-from pipelines.runner import run_audit
-from pipelines.validation.stage import VALIDATE_DATA_STAGE
+from pipelines.core.runner import run_audit
+from pipelines.stages.validate_data import SPEC as VALIDATE_DATA_STAGE
 
 N = 1500
 

@@ -43,7 +43,7 @@ def test_any_other_worker_failure_is_a_stage_error_with_its_last_line(tmp_path):
 
 
 def test_a_bad_record_in_the_data_pass_names_file_and_record(tmp_path):
-    from pipelines.beam.data import run_beam_data_pipeline
+    from pipelines.stages.load_data.beam import run_beam_data_pipeline
     from pipelines.config import config_from_dict
     from tests.foundation.test_data import write_tfrecord
 

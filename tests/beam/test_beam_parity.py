@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import functools
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from pipelines.beam.inference import score_on_beam
-from pipelines.validation.stage import generate_split_statistics
+from pipelines.stages.validate_data.run import generate_split_statistics
 
 MULTI = ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
 

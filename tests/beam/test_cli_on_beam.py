@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from tests.conftest import REPO
-from tests.wit.conftest import ADJ, NUMBERS  # phrases the tiny models' vocabulary knows
+from tests.explore.conftest import ADJ, NUMBERS  # phrases the tiny models' vocabulary knows
 
 SUBJECTS = {"women": "women", "muslim": "muslim men"}
 MULTI = ["--direct_running_mode=multi_processing", "--direct_num_workers=2"]
@@ -39,13 +39,12 @@ def sharded_audit(tmp_path, tiny_models):
                  "file": {"path": "data/part-*.csv", "text_column": "comment", "label_column": "y",
                           "id_column": "id", "sensitive_columns": ["group"]}},
         "validation": {"schema": None},
-        "variants": {
-            "finetuned": {"model": str(tiny_models["classifier"]), "train": False, "batch_size": 16},
-            "rag": {"retriever": {"embedder": str(tiny_models["encoder"]), "k": 2},
-                    "generator": {"model": str(tiny_models["generator"]), "gguf_file": None, "batch_size": 8}},
-            "threshold": {"max_validation_rows": 20},
-            "num_threads": 1,
-        },
+        "variants": [
+            {"name": "finetuned", "kind": "classifier", "model": str(tiny_models["classifier"]), "batch_size": 16},
+            {"name": "rag", "kind": "rag", "retriever": {"embedder": str(tiny_models["encoder"]), "k": 2},
+             "generator": {"model": str(tiny_models["generator"]), "gguf_file": None, "batch_size": 8}},
+        ],
+        "scoring": {"max_validation_rows": 20, "num_threads": 1},
         "evaluation": {"bootstrap": {"resamples": 30}, "min_group_size": 3, "min_class_count": 1,
                        "counterfactual": {"use_redditbias_terms": False,
                                           "term_pairs": {"women": [["women", "men"]], "muslim": [["muslim", "christian"]]}}},

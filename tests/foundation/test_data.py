@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from pathlib import Path
 
 import numpy as np
@@ -12,11 +11,11 @@ import pandas as pd
 import pytest
 
 from pipelines.config import config_from_dict, load_config
-from pipelines.data._sources import REDDITBIAS_FILES, load_file, load_redditbias
-from pipelines.data._split import assign_splits, largest_remainder, stratified_sample
-from pipelines.data.stage import LOAD_DATA_STAGE
+from pipelines.stages.load_data.sources import REDDITBIAS_FILES, load_file, load_redditbias
+from pipelines.stages.load_data.split import assign_splits, largest_remainder, stratified_sample
+from pipelines.stages.load_data import SPEC as LOAD_DATA_STAGE
 from pipelines.errors import DataError
-from pipelines.runner import run_audit
+from pipelines.core.runner import run_audit
 from tests.conftest import file_source
 
 RB_ROOT = config_from_dict({"audit": {"name": "x"}}, base_dir=Path(".")).resolve(

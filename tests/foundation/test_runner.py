@@ -9,7 +9,7 @@ import pytest
 
 from pipelines.config import load_config
 from pipelines.errors import LockError, StageError
-from pipelines.runner import Stage, load_stage_outputs, run_audit
+from pipelines.core.runner import Stage, load_stage_outputs, run_audit
 
 CALLS: list[str] = []
 

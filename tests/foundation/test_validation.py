@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from pipelines.config import DriftThreshold, load_config
-from pipelines.data.stage import LOAD_DATA_STAGE
-from pipelines.runner import run_audit
-from pipelines.validation.stage import (
-    VALIDATE_DATA_STAGE,
+from pipelines.stages.load_data import SPEC as LOAD_DATA_STAGE
+from pipelines.core.runner import run_audit
+from pipelines.stages.validate_data import SPEC as VALIDATE_DATA_STAGE
+from pipelines.stages.validate_data.run import (
     apply_drift_thresholds,
     generate_split_statistics,
     load_schema,

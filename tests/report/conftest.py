@@ -1,10 +1,12 @@
 """Fixtures for the report tests: well-formed stage artifacts without real models.
 
-``make_artifacts`` builds what the upstream stages would hand the report stage
-(``"stage.*"`` dicts) from a small synthetic dataset: the data summary with the
-real ``summarize``, a TFDV-shaped validation summary, twins, predictions of two
-variants with a known quality, and the real evaluation (``evaluate_fairness``)
-run on those predictions.
+``make_artifacts`` builds what the stages would write (one dict of artifacts per
+stage) from a small synthetic dataset: the data summary with the real
+``summarize``, a TFDV-shaped validation summary, twins, predictions of two variants
+with a known quality, and the real evaluation (``evaluate_fairness``) run on those
+predictions. ``run_from_artifacts`` writes them into a run folder through the real
+runner (stub stages that return them) and renders the report after the run, as the
+CLI does.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def make_artifacts(config, *, groups=("women", "men"), n_per: int = 40, variants
                    payload: bool = False, with_twins: bool = True, with_eval: bool = True, quality=None,
                    seed: int = 0) -> dict:
     """Stage artifacts as the runner would hand them to the report stage."""
-    from pipelines.data.stage import summarize
+    from pipelines.stages.load_data.summary import summarize
 
     rng = np.random.default_rng(seed)
     sample = _sample(groups, n_per, rng, payload)
@@ -136,23 +138,48 @@ def make_artifacts(config, *, groups=("women", "men"), n_per: int = 40, variants
         "thresholds": {v: {"value": 0.5, "method": "fixed", "split": "validation"} for v in variants},
         "performance": {v: {"examples": len(sample), "seconds": 1.0 + i, "examples_per_s": len(sample) / (1.0 + i),
                             "latency_ms_per_example": 1000 * (1.0 + i) / len(sample), "batch_size": 8,
-                            "truncated": 0, "build_seconds": 100.0 * (i + 1)}
+                            "truncated": 0, "build_seconds": 100.0 * (i + 1),
+                            "twin_modes": (["full", "query_only"] if v == "rag" else ["full"]) if with_twins else []}
                         for i, v in enumerate(variants)},
     }
-    built = {"variants": {v: {"kind": v, "model_dir": f"/cache/{v}", "weights_sha256": f"{i}" * 64,
+    built = {"variants": {v: {"kind": "rag" if v == "rag" else "finetuned", "model_dir": f"/cache/{v}",
+                              "weights_sha256": f"{i}" * 64,
                               "config_sha256": "c" * 64, "build_seconds": 100.0 * (i + 1)}
                           for i, v in enumerate(variants)}}
     evaluate = None
     if with_eval:
-        from pipelines.evaluation._evaluate import evaluate_fairness
+        from pipelines.fairness import evaluate_fairness
 
         evaluate = evaluate_fairness(audit_sample=sample, predictions=predictions, config=config.evaluation,
                                      data_features=("group",), seed=config.seed,
                                      twins=twins if with_twins else None, twin_predictions=twin_predictions,
                                      retrievals=retrievals if "rag" in variants else None,
-                                     variant_order=tuple(variants))
+                                     variant_order=tuple(variants)).to_artifacts()
     return {"data": data, "validation": validation, "counterfactuals": counterfactuals, "variants": built,
             "predict": predict, "evaluate": evaluate}
+
+
+STAGE_ORDER = ("load_data", "validate_data", "counterfactuals", "build_variants", "predict", "evaluate")
+_KEYS = {"load_data": "data", "validate_data": "validation", "counterfactuals": "counterfactuals",
+         "build_variants": "variants", "predict": "predict", "evaluate": "evaluate"}
+
+
+def run_from_artifacts(config, arts: dict, *, run_id: str = "r1", started_at: str = "2026-11-27T00:00:00+00:00",
+                       stages: tuple[str, ...] = STAGE_ORDER):
+    """A finished run folder holding ``arts`` (stub stages through the real runner), with its report."""
+    from pipelines.core.runner import Stage, run_audit
+    from pipelines.graph import data_fingerprint_of, run_verdict
+    from pipelines.report import post_run
+
+    def stub(name):
+        part = arts[_KEYS[name]]
+        return Stage(name=name, fn=lambda ctx: dict(part), cache=False)
+
+    chosen = [stub(n) for n in stages if arts.get(_KEYS[n]) is not None]
+    result = run_audit(config, chosen, run_id=run_id, started_at=started_at, show_progress=False,
+                       data_fingerprint=data_fingerprint_of, finalize=run_verdict)
+    post_run(result.run_dir, config=config)
+    return result.run_dir
 
 
 @pytest.fixture

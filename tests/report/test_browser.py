@@ -9,14 +9,13 @@ skipped locally and fails in CI (``CI=true``), where ``.ci/run`` installs it.
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import REPO
-from tests.report.conftest import PAYLOAD_GROUP, audit_config, make_artifacts
+from tests.report.conftest import PAYLOAD_GROUP, audit_config, make_artifacts, run_from_artifacts
 
 CHROMIUM = Path("/usr/bin/chromium")
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -33,20 +32,17 @@ def _need_chromium():
 
 
 def _report(tmp_path) -> Path:
-    from pipelines.report import report_stage
-    from pipelines.runner import StageContext
+    from pipelines.core.history import record_run
+    from pipelines.core.rundir import history_db_path
 
     cfg = audit_config(tmp_path)
     arts = make_artifacts(cfg, groups=("women", PAYLOAD_GROUP), payload=True)
-    history = [{"run_id": f"old{i}", "started_at": f"2026-01-0{i + 1}T00:00:00+00:00", "verdict": "pass",
-                "key_metrics": {"finetuned": {"accuracy": 0.7 + i / 20, "roc_auc": 0.8, "worst_group_gap": 0.1},
-                                "rag": {"accuracy": 0.5 + i / 20, "roc_auc": 0.6, "worst_group_gap": 0.2}}}
-               for i in range(2)]
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    ctx = StageContext(config=cfg, run_id="browser", scratch_dir=scratch, cache_dir=tmp_path,
-                       log=logging.getLogger("test"), show_progress=False)
-    return report_stage(ctx, **arts, history={"runs": history})["report"]
+    for i in range(2):  # two earlier runs in the history, for the trend charts
+        record_run(history_db_path(cfg.runs_dir.parent), audit=cfg.audit.name, run_id=f"old{i}",
+                   started_at=f"2026-01-0{i + 1}T00:00:00+00:00", status="complete", verdict="pass",
+                   key_metrics={"finetuned": {"accuracy": 0.7 + i / 20, "roc_auc": 0.8, "worst_group_gap": 0.1},
+                                "rag": {"accuracy": 0.5 + i / 20, "roc_auc": 0.6, "worst_group_gap": 0.2}})
+    return run_from_artifacts(cfg, arts, run_id="browser") / "report" / "report.html"
 
 
 @pytest.mark.browser

@@ -10,11 +10,10 @@ import sqlite3
 import pytest
 from bs4 import BeautifulSoup
 
-from pipelines.artifacts import hash_path
-from pipelines.history import format_history, history_db_path, list_runs, record_run
-from pipelines.report import REPORT_STAGE, post_run, previous_runs, report_stages
-from pipelines.runner import Stage, run_audit
-from tests.report.conftest import audit_config, make_artifacts
+from pipelines.core.history import format_history, history_db_path, list_runs, record_run
+from pipelines.core.runner import Stage, run_audit
+from pipelines.report import post_run
+from tests.report.conftest import audit_config, make_artifacts, run_from_artifacts
 
 
 def _record(db, run_id, started, acc, verdict="pass", **kw):
@@ -106,52 +105,34 @@ def test_a_corrupt_database_is_one_clear_error(tmp_path):
         list_runs(tmp_path / "runs", "demo")
     with pytest.raises(AuditError, match=r"history\.sqlite: not a run-history database"):
         record_run(db, audit="demo", run_id="r", started_at=None, status="complete", verdict="pass")
-    cfg = audit_config(tmp_path)
-    assert previous_runs(cfg) == []  # the audit still runs, without a trend
 
 
 # -- three runs through the real runner --------------------------------------------------
 
 
-def _upstream_stages(arts):
-    """Stages that hand over prepared artifacts under the real stage names (never cached)."""
-    def const(name, value):
-        return Stage(name=name, fn=lambda ctx, _v=value: dict(_v), cache=False)
-
-    return [const(n, arts[k]) for n, k in (("load_data", "data"), ("validate_data", "validation"),
-                                          ("counterfactuals", "counterfactuals"), ("build_variants", "variants"),
-                                          ("predict", "predict"), ("evaluate", "evaluate")) if arts[k] is not None]
-
-
 def _run(cfg, run_id, started, quality):
-    arts = make_artifacts(cfg, quality=quality)
-    stages = _upstream_stages(arts) + report_stages(previous_runs(cfg))
-    result = run_audit(cfg, stages, run_id=run_id, started_at=started, show_progress=False,
-                       finalize=lambda outputs: {"verdict": outputs["evaluate"]["fairness"]["verdict"],
-                                                 "verdict_reasons": ["fairness gates"]})
-    post_run(result.run_dir)
-    return result
+    return run_from_artifacts(cfg, make_artifacts(cfg, quality=quality), run_id=run_id, started_at=started)
 
 
 def test_three_runner_runs_chart_their_trend(tmp_path):
     cfg = audit_config(tmp_path, name="trend", resamples=20)
     qualities = [{"finetuned": 0.6, "rag": 0.5}, {"finetuned": 0.75, "rag": 0.55}, {"finetuned": 0.9, "rag": 0.6}]
     results = [_run(cfg, f"run{i}", f"2026-02-0{i + 1}T00:00:00+00:00", q) for i, q in enumerate(qualities)]
+    manifests = [json.loads((r / "manifest.json").read_text()) for r in results]
     runs = list_runs(cfg.runs_dir.parent, "trend")
     assert [r["run_id"] for r in runs] == ["run2", "run1", "run0"]
     assert all(r["status"] == "complete" for r in runs)
-    for r, res in zip(runs, reversed(results)):
-        summary = json.loads((res.run_dir / "report" / "summary.json").read_text())
-        assert r["verdict"] == summary["verdict"]["overall"] == res.manifest["verdict"]
+    for r, res, manifest in zip(runs, reversed(results), reversed(manifests)):
+        summary = json.loads((res / "report" / "summary.json").read_text())
+        assert r["verdict"] == summary["verdict"]["overall"] == manifest["verdict"]
         assert r["key_metrics"] == summary["key_metrics"]
     accs = [r["key_metrics"]["finetuned"]["accuracy"] for r in reversed(runs)]
     assert accs[0] < accs[2]
     text = format_history("trend", runs)
     assert "finetuned accuracy: " + " -> ".join(f"{a:.3f}" for a in accs) in text
 
-    last = results[-1].run_dir
+    last = results[-1]
     summary = json.loads((last / "report" / "summary.json").read_text())
-    assert summary["finalized"] is True
     assert [t["run_id"] for t in summary["trend"]] == ["run0", "run1", "run2"]
     assert summary["trend"][-1]["current"] is True
     soup = BeautifulSoup((last / "report" / "report.html").read_text(), "html.parser")
@@ -166,21 +147,18 @@ def test_three_runner_runs_chart_their_trend(tmp_path):
     assert [h.split(":")[0] for h in heads[1::2]] == ["all", "train", "validation", "eval"]
     # provenance from the finished manifest
     manifest = json.loads((last / "manifest.json").read_text())
-    assert summary["provenance"]["from_manifest"] is True
     assert summary["provenance"]["started_at"] == manifest["started_at"] == "2026-02-03T00:00:00+00:00"
-    assert [st["stage"] for st in summary["provenance"]["stages"]] == [
-        "load_data", "validate_data", "counterfactuals", "build_variants", "predict", "evaluate", "history", "report"]
+    assert summary["provenance"]["finished_at"] == manifest["finished_at"]
+    # stages in run order (the manifest records it), with the manifest's timings
+    assert [st["stage"] for st in summary["provenance"]["stages"]] == manifest["stage_order"] == [
+        "load_data", "validate_data", "counterfactuals", "build_variants", "predict", "evaluate"]
     assert {st["stage"]: st["seconds"] for st in summary["provenance"]["stages"]} == {
         k: v["seconds"] for k, v in manifest["stages"].items()}
     assert soup.select("#stages tbody tr")
-    # rewritten files keep the stage index and the manifest in step
-    index = json.loads((last / "report" / "_stage.json").read_text())
-    for name, fname in (("report", "report.html"), ("summary", "summary.json")):
-        digest = hash_path(last / "report" / fname)
-        assert index["artifacts"][name]["sha256"] == digest == manifest["stages"]["report"]["outputs"][name]
-        assert manifest["report"]["sha256"][name] == digest
+    # the report is rendered once, after the run: it changes neither the manifest nor any stage folder
+    assert "report" not in manifest["stages"] and not (last / "report" / "_stage.json").exists()
     # the first run had no trend yet
-    first = json.loads((results[0].run_dir / "report" / "summary.json").read_text())
+    first = json.loads((results[0] / "report" / "summary.json").read_text())
     assert len(first["trend"]) == 1 and "trend" in {m["section"] for m in first["missing"]}
 
 
@@ -193,7 +171,7 @@ def test_failed_run_is_recorded_without_a_verdict(tmp_path):
     from pipelines.errors import StageError
 
     with pytest.raises(StageError):
-        run_audit(cfg, [Stage(name="load_data", fn=boom, cache=False), REPORT_STAGE], run_id="bad",
+        run_audit(cfg, [Stage(name="load_data", fn=boom, cache=False)], run_id="bad",
                   started_at="2026-03-01T00:00:00+00:00", show_progress=False)
     out = post_run(cfg.runs_dir / "bad")
     assert out["report"] is None
@@ -207,30 +185,30 @@ def test_failed_run_is_recorded_without_a_verdict(tmp_path):
     assert [r["run_id"] for r in list_runs(cfg.runs_dir.parent, "broken")] == ["bad"]
 
 
-def test_finalize_takes_the_verdict_of_the_finished_manifest(tmp_path):
-    """A verdict decided after the stages (e.g. blocking TFDV anomalies) reaches the page and its words."""
-    cfg = audit_config(tmp_path, name="blocked", gates=[{"metric": "accuracy", "bound": 0.0, "direction": "min"}])
+def test_the_report_shows_the_verdict_of_the_finished_manifest(tmp_path):
+    """A verdict decided after the stages (blocking TFDV anomalies) reaches the page, its words and the history."""
+    cfg = audit_config(tmp_path, name="blocked", gates=[{"metric": "accuracy", "bound": 0.0, "direction": "min"}],
+                       extra={"validation": {"block_on_anomalies": True}})
     arts = make_artifacts(cfg)
-    reasons = ["fairness gates: pass", "data validation found anomalies or drift and block_on_anomalies is set"]
-    result = run_audit(cfg, _upstream_stages(arts) + report_stages([]), run_id="b1", started_at="2026-04-01T00:00:00+00:00",
-                       show_progress=False, finalize=lambda outputs: {"verdict": "fail", "verdict_reasons": reasons})
-    before = json.loads((result.run_dir / "report" / "summary.json").read_text())
-    assert before["verdict"]["overall"] == "pass" and before["finalized"] is False
-    post_run(result.run_dir)
-    after = json.loads((result.run_dir / "report" / "summary.json").read_text())
-    assert after["verdict"]["overall"] == "fail" and after["verdict"]["reasons"] == reasons
-    assert "block_on_anomalies" in after["verdict"]["plain_words"]
-    soup = BeautifulSoup((result.run_dir / "report" / "report.html").read_text(), "html.parser")
+    arts["validation"]["validation_summary"]["block_on_anomalies"] = True  # and the fixture's data is not blessed
+    run_dir = run_from_artifacts(cfg, arts, run_id="b1", started_at="2026-04-01T00:00:00+00:00")
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["verdict"] == "fail"
+    assert any("block_on_anomalies" in r for r in manifest["verdict_reasons"])
+    summary = json.loads((run_dir / "report" / "summary.json").read_text())
+    assert summary["verdict"]["overall"] == "fail" and summary["verdict"]["reasons"] == manifest["verdict_reasons"]
+    assert "block_on_anomalies" in summary["verdict"]["plain_words"]
+    soup = BeautifulSoup((run_dir / "report" / "report.html").read_text(), "html.parser")
     assert soup.select_one("#verdict-badge")["data-verdict"] == "fail"
     assert [r["verdict"] for r in list_runs(cfg.runs_dir.parent, "blocked")] == ["fail"]
-    post_run(result.run_dir)  # idempotent
-    again = json.loads((result.run_dir / "report" / "summary.json").read_text())
-    assert again == after
+    post_run(run_dir, config=cfg)  # idempotent
+    again = json.loads((run_dir / "report" / "summary.json").read_text())
+    assert again == summary
     assert len(list_runs(cfg.runs_dir.parent, "blocked")) == 1
 
 
 def test_a_database_locked_too_long_is_called_busy_not_broken(tmp_path, monkeypatch):
-    import pipelines.history as history
+    import pipelines.core.history as history
     from pipelines.errors import AuditError
 
     db = tmp_path / "history.sqlite"

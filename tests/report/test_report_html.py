@@ -4,7 +4,6 @@ independent computation, absent parts, and escaping of dataset text."""
 from __future__ import annotations
 
 import json
-import logging
 import re
 
 import numpy as np
@@ -12,26 +11,23 @@ import pytest
 from bs4 import BeautifulSoup
 from sklearn.metrics import accuracy_score, roc_auc_score
 
-from pipelines.report import SECTIONS, SUMMARY_VERSION, report_stage
+from pipelines.report import SECTIONS, SUMMARY_VERSION
 from pipelines.report._render import fmt
-from pipelines.runner import StageContext
-from tests.report.conftest import PAYLOAD_GROUP, audit_config, make_artifacts
+from tests.report.conftest import PAYLOAD_GROUP, audit_config, make_artifacts, run_from_artifacts
 
 
-def _ctx(cfg, tmp_path, run_id="r1"):
-    scratch = tmp_path / "scratch"
-    scratch.mkdir(exist_ok=True)
-    return StageContext(config=cfg, run_id=run_id, scratch_dir=scratch, cache_dir=tmp_path / "cache",
-                        log=logging.getLogger("test"), show_progress=False, input_hashes={"data.x": "0" * 64})
+def _read(run_dir):
+    html = (run_dir / "report" / "report.html").read_text(encoding="utf-8")
+    summary = json.loads((run_dir / "report" / "summary.json").read_text(encoding="utf-8"))  # strict JSON
+    return BeautifulSoup(html, "html.parser"), summary, html
 
 
-def _render(tmp_path, cfg=None, history=None, **kwargs):
+def _render(tmp_path, cfg=None, run_id="r1", stages=None, **kwargs):
     cfg = cfg or audit_config(tmp_path)
     arts = make_artifacts(cfg, **kwargs)
-    out = report_stage(_ctx(cfg, tmp_path), **arts, history={"runs": history or []})
-    html = out["report"].read_text(encoding="utf-8")
-    summary = json.loads(json.dumps(out["summary"], allow_nan=False))  # strict JSON round trip
-    return BeautifulSoup(html, "html.parser"), summary, arts, html
+    run_dir = run_from_artifacts(cfg, arts, run_id=run_id, **({"stages": stages} if stages else {}))
+    soup, summary, html = _read(run_dir)
+    return soup, summary, arts, html
 
 
 def _float(cell) -> float:
@@ -76,7 +72,7 @@ def test_verdict_matches_the_gates(tmp_path):
     ([{"metric": "accuracy", "bound": 0.0, "direction": "min"}], "pass", "PASS: all 4 gate(s) passed"),
     ([{"metric": "accuracy", "bound": 0.99, "direction": "min", "variants": ["rag"]}], "fail",
      "FAIL: 2 of 2 gate(s) failed: rag accuracy >= 0.99 for men: 0.675 ["),
-    ([], "pass", "no fairness gates were evaluated"),
+    ([], "pass", "no fairness gates are configured"),
 ])
 def test_verdict_in_plain_words(tmp_path, gates, verdict, words):
     soup, summary, _, _ = _render(tmp_path, cfg=audit_config(tmp_path, gates=gates))
@@ -111,7 +107,7 @@ def test_key_numbers_match_summary_and_an_independent_computation(tmp_path):
         assert km["latency_ms_per_example"] == pytest.approx(perf["latency_ms_per_example"])
         assert km["build_seconds"] == pytest.approx(perf["build_seconds"])
     # the side-by-side table shows exactly the summary's numbers
-    comp = summary["comparison"]
+    comp = summary["comparisons"][0]
     assert (comp["a"], comp["b"]) == ("finetuned", "rag")
     acc_row = next(r for r in comp["rows"] if r["metric"] == "accuracy")
     assert acc_row["difference"] == pytest.approx(summary["key_metrics"]["finetuned"]["accuracy"]
@@ -119,7 +115,7 @@ def test_key_numbers_match_summary_and_an_independent_computation(tmp_path):
     # the paired-bootstrap CI of the difference, from the evaluation's comparison table
     assert acc_row["difference_ci_low"] <= acc_row["difference"] <= acc_row["difference_ci_high"]
     for row in comp["rows"]:
-        tr = soup.select_one(f'#comparison-table tr[data-metric="{row["metric"]}"]')
+        tr = soup.select_one(f'#comparison-table-1 tr[data-metric="{row["metric"]}"]')
         for side in ("a", "b"):
             cell = tr.select_one(f'td[data-variant="{comp[side]}"]')
             assert cell.get_text(strip=True) == fmt(row[side])
@@ -159,31 +155,24 @@ def test_rag_exposure_and_examples(tmp_path):
     assert len(soup.select('table.flips[data-variant="finetuned"] tbody tr')) == len(flips)
 
 
-def test_report_without_evaluation_or_rag_renders_and_says_what_is_missing(tmp_path):
+def test_report_without_evaluation_renders_and_says_what_is_missing(tmp_path):
     soup, summary, arts, _ = _render(tmp_path, variants=("finetuned",), with_twins=False, with_eval=False)
     assert [s["data-section"] for s in soup.find_all("section")] == [sid for sid, _ in SECTIONS]
     missing = {m["section"] for m in summary["missing"]}
-    assert {"evaluation", "counterfactuals", "rag", "comparison", "trend"} <= missing
+    assert {"evaluation", "trend"} <= missing
     assert {li["data-missing"] for li in soup.select("#missing li")} == missing
-    # metrics from the predictions alone, without CIs
-    p = arts["predict"]["predictions"]
-    y = arts["data"]["audit_sample"].set_index("example_id").loc[p["example_id"], "label"].to_numpy()
-    assert summary["key_metrics"]["finetuned"]["accuracy"] == pytest.approx(accuracy_score(y, p["predicted_label"]))
-    assert summary["variants"]["finetuned"]["metrics_source"] == "predictions"
-    assert "Only one variant ran" in soup.select_one("#comparison").get_text()
+    # no metric is recomputed by the report: without the evaluation there are none
+    assert summary["variants"] == {} and summary["key_metrics"] == {} and summary["comparisons"] == []
     assert summary["verdict"]["overall"] == "pass" and not summary["verdict"]["gates_evaluated"]
+    assert "the evaluation did not run" in summary["verdict"]["plain_words"]
 
 
 def test_report_with_only_the_data_stage(tmp_path):
-    cfg = audit_config(tmp_path)
-    arts = make_artifacts(cfg, with_eval=False)
-    out = report_stage(_ctx(cfg, tmp_path), data=arts["data"])
-    soup = BeautifulSoup(out["report"].read_text(), "html.parser")
-    summary = out["summary"]
+    soup, summary, _, _ = _render(tmp_path, with_eval=False, stages=("load_data",))
     assert [s["data-section"] for s in soup.find_all("section")] == [sid for sid, _ in SECTIONS]
     assert {"variants", "evaluation", "data.validation"} <= {m["section"] for m in summary["missing"]}
     assert soup.select("table.representation tr[data-group]")  # the data section still renders
-    assert summary["variants"] == {} and summary["comparison"] is None
+    assert summary["variants"] == {} and summary["comparisons"] == []
 
 
 def test_dataset_text_and_group_names_never_become_markup(tmp_path):
@@ -212,21 +201,15 @@ def test_dataset_text_and_group_names_never_become_markup(tmp_path):
 
 
 def test_summary_is_strict_json_and_deterministic(tmp_path):
+    from pipelines.report import write_report
+
     cfg = audit_config(tmp_path)
-    arts = make_artifacts(cfg)
-    a = report_stage(_ctx(cfg, tmp_path), **arts)["summary"]
-    b = report_stage(_ctx(cfg, tmp_path), **arts)["summary"]
-    assert json.dumps(a, sort_keys=True, allow_nan=False) == json.dumps(b, sort_keys=True, allow_nan=False)
-    for name, km in a["key_metrics"].items():
+    run_dir = run_from_artifacts(cfg, make_artifacts(cfg))
+    a = (run_dir / "report" / "summary.json").read_text()
+    write_report(run_dir, config=cfg)  # rendering again changes nothing
+    assert (run_dir / "report" / "summary.json").read_text() == a
+    for name, km in json.loads(a)["key_metrics"].items():
         assert all(v is None or np.isfinite(v) for v in km.values())
-
-
-def test_bad_history_input_names_the_field(tmp_path):
-    from pipelines.errors import StageError
-
-    cfg = audit_config(tmp_path)
-    with pytest.raises(StageError, match=r"input `history`.*`runs`.*list of run rows"):
-        report_stage(_ctx(cfg, tmp_path), history={"runs": {"not": "a list"}})
 
 
 def test_import_is_light():
@@ -235,8 +218,8 @@ def test_import_is_light():
 
     from tests.conftest import REPO
 
-    code = ("import sys; import pipelines.report, pipelines.history; "
-            "print([m for m in ('tensorflow', 'tensorflow_data_validation', 'torch', 'transformers', 'pandas', "
+    code = ("import sys; import pipelines.report, pipelines.core.history; "
+            "print([m for m in ('tensorflow', 'tensorflow_data_validation', 'torch', 'transformers', "
             "'apache_beam') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[]"
@@ -245,8 +228,7 @@ def test_import_is_light():
 def test_single_variant_without_twins_but_with_the_evaluation(tmp_path):
     soup, summary, arts, _ = _render(tmp_path, variants=("finetuned",), with_twins=False)
     missing = {m["section"] for m in summary["missing"]}
-    assert {"counterfactuals", "rag", "comparison"} <= missing and "evaluation" not in missing
-    assert summary["variants"]["finetuned"]["metrics_source"] == "evaluate"
+    assert {"counterfactuals", "exposure", "comparison"} <= missing and "evaluation" not in missing
     assert summary["key_metrics"]["finetuned"]["flip_rate"] is None
     assert "No counterfactual twins" in soup.select_one('article[data-variant="finetuned"]').get_text()
     assert summary["examples"]["counterfactual_flips"] == {}
@@ -259,10 +241,9 @@ def test_a_variant_scored_on_beam_says_its_timings_are_not_comparable(tmp_path):
     args = ["--runner=DirectRunner", "--direct_running_mode=multi_processing", "--direct_num_workers=2"]
     arts["predict"]["performance"]["rag"]["beam"] = {"pipeline_args": args, "elements": 123, "seconds": 9.5,
                                                      "threads_per_worker": 1}
-    out = report_stage(_ctx(cfg, tmp_path), **arts, history={"runs": []})
-    soup = BeautifulSoup(out["report"].read_text(encoding="utf-8"), "html.parser")
+    soup, summary, _ = _read(run_from_artifacts(cfg, arts))
     notes = soup.select("[data-beam-variant]")
     assert [n["data-beam-variant"] for n in notes] == ["rag"]  # only the variant that ran on Beam
     text = notes[0].get_text(" ", strip=True)
     assert " ".join(args) in text and "123 texts" in text and "not comparable" in text
-    assert out["summary"]["variants"]["rag"]["performance"]["beam"]["elements"] == 123
+    assert summary["variants"]["rag"]["performance"]["beam"]["elements"] == 123

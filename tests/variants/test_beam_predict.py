@@ -6,7 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from pipelines.variants.stage import build_variants_stage, predict_stage
+from pipelines.stages.build_variants.run import build_variants as build_variants_stage
+from pipelines.stages.predict.run import predict as predict_stage
 from tests.variants.test_stage import _config, _ctx, frames  # noqa: F401  (frames is a fixture)
 
 MULTI = {"runner": "DirectRunner", "inference": True,
@@ -67,7 +68,7 @@ def test_beam_inference_matches_in_process_predict(tmp_path, frames, tiny_bert_d
 def test_local_worker_processes():
     import os
 
-    from pipelines.variants.stage import _local_worker_processes
+    from pipelines.beam import local_worker_processes as _local_worker_processes
 
     multi = ["--runner=DirectRunner", "--direct_running_mode=multi_processing"]
     assert _local_worker_processes(["--runner=DirectRunner"]) == 1

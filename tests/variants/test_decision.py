@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from pipelines.variants._decision import choose_threshold, fit_calibrator, stratified_rows
+from pipelines.core.sampling import stratified_rows
+from pipelines.variants import choose_threshold, fit_calibrator
 
 
 def _brute(scores, labels, objective):

@@ -18,8 +18,8 @@ def test_real_models_end_to_end(tmp_path):
     import torch
 
     from pipelines.config import config_from_dict
-    from pipelines.runner import StageContext
-    from pipelines.variants.stage import build_variants_stage, make_predictor, predict_stage
+    from pipelines.core.runner import StageContext
+    from pipelines.stages.predict.run import build_variants_stage, make_predictor, predict_stage
 
     groups = ["women", "black people", "jews", "muslims"]
     neg = ["are lazy and stupid", "are all criminals", "only care about money", "are violent"]

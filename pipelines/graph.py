@@ -1,0 +1,80 @@
+"""The stage graph of one audit run, the one verdict function and the exit-code map.
+
+::
+
+    load_data --> validate_data (TFDV)
+        |--> counterfactuals
+        |--> build_variants --> predict --> evaluate
+                                       \\--> export_wit (What-If Tool)
+
+After the run, :mod:`pipelines.report` renders the report from the finished manifest
+and the evaluation's result, and records the run in the history.
+
+The verdict of a run is decided here and nowhere else (:func:`run_verdict`): it is
+the fairness gates' verdict (:func:`pipelines.fairness.verdict`), turned into a
+failure when data validation found problems and ``validation.block_on_anomalies`` is
+set. The CLI maps it to an exit code with :data:`EXIT_CODES`; the report and the
+history read it from the manifest.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from pipelines.core.runner import Stage
+from pipelines.fairness import FAIL, INSUFFICIENT, PASS, verdict
+from pipelines.stages import (
+    build_variants,
+    counterfactuals,
+    evaluate,
+    export_wit,
+    load_data,
+    predict,
+    validate_data,
+)
+
+__all__ = ["STAGES", "VERDICTS", "EXIT_CODES", "EXIT_ERROR", "run_verdict", "data_fingerprint_of", "exit_code"]
+
+#: Every stage, in run order (the runner skips those a config disables).
+STAGES: tuple[Stage, ...] = (load_data.SPEC, validate_data.SPEC, counterfactuals.SPEC, build_variants.SPEC,
+                             predict.SPEC, evaluate.SPEC, export_wit.SPEC)
+
+VERDICTS: tuple[str, ...] = (PASS, FAIL, INSUFFICIENT)
+
+#: A finished audit's exit code is its verdict; 2 is an error (nothing finished).
+EXIT_CODES: dict[str, int] = {PASS: 0, FAIL: 1, INSUFFICIENT: 3}
+EXIT_ERROR = 2
+
+
+def exit_code(verdict_name: str | None) -> int:
+    """The exit code of a finished run's verdict (2 for anything else)."""
+    return EXIT_CODES.get(verdict_name or "", EXIT_ERROR)
+
+
+def run_verdict(outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The run's verdict and what it rests on, from the stages' outputs (added to the manifest).
+
+    Returns ``{"verdict": ..., "verdict_reasons": [...]}``.
+    """
+    fairness = outputs.get("evaluate", {}).get("fairness")
+    validation = outputs.get("validate_data", {}).get("validation_summary") or {}
+    reasons: list[str] = []
+    if isinstance(fairness, Mapping):
+        statuses = [g["status"] for g in fairness.get("gates") or []]
+        overall = verdict(statuses)
+        if statuses:
+            reasons.append(f"fairness gates: {overall} ({len(statuses)} gate results)")
+        else:
+            reasons.append("no fairness gates are configured (`evaluation.gates` is empty): nothing could fail")
+    else:
+        overall = PASS
+        reasons.append("the evaluation did not run: no fairness gate was judged")
+    if validation.get("block_on_anomalies") and not validation.get("blessed", True):
+        overall = FAIL
+        reasons.append("data validation found anomalies or drift and `validation.block_on_anomalies` is set")
+    return {"verdict": overall, "verdict_reasons": reasons}
+
+
+def data_fingerprint_of(outputs: Mapping[str, Mapping[str, Any]]) -> str | None:
+    summary = outputs.get("load_data", {}).get("data_summary")
+    return summary.get("fingerprint") if isinstance(summary, Mapping) else None

@@ -1,0 +1,17 @@
+"""The ``build_variants`` stage spec: the train split in; each variant's build entry out."""
+
+from pipelines.core.runner import Stage
+from pipelines.stages.build_variants.run import build_variants, model_fingerprints
+
+__all__ = ["SPEC"]
+
+SPEC = Stage(
+    name="build_variants",
+    fn=build_variants,
+    inputs={"train": "load_data.train"},
+    outputs=("variants",),
+    config_sections=("variants", "scoring", "data"),
+    version="2",
+    enabled=lambda cfg: bool(cfg.variants),
+    external_inputs=model_fingerprints,
+)

@@ -1,0 +1,25 @@
+"""The evaluate stage: the fairness library over the predictions (a thin wrapper)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+from pipelines.core.runner import StageContext
+from pipelines.fairness import evaluate_fairness
+
+__all__ = ["evaluate"]
+
+
+def evaluate(ctx: StageContext, *, audit_sample: pd.DataFrame, twins: pd.DataFrame | None,
+             predictions: pd.DataFrame, twin_predictions: pd.DataFrame | None,
+             retrievals: pd.DataFrame | None) -> dict[str, Any]:
+    """Sliced metrics, disparities, bias AUCs, counterfactuals, exposure, comparisons and gates."""
+    cfg = ctx.config
+    result = evaluate_fairness(audit_sample=audit_sample, predictions=predictions, config=cfg.evaluation,
+                               data_features=tuple(cfg.data.sensitive_features), seed=ctx.seed, twins=twins,
+                               twin_predictions=twin_predictions, retrievals=retrievals,
+                               variant_order=cfg.variant_names())
+    ctx.log.info("fairness verdict: %s (%d gate results)", result.verdict, len(result.gate_results))
+    return result.to_artifacts()

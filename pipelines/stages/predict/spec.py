@@ -1,0 +1,20 @@
+"""The ``predict`` stage spec: the audit sample, its twins, the validation split and the built variants in;
+every variant's predictions, thresholds and speed out."""
+
+from pipelines.core.runner import Stage
+from pipelines.stages.predict.run import predict
+
+__all__ = ["SPEC"]
+
+SPEC = Stage(
+    name="predict",
+    fn=predict,
+    inputs={"audit_sample": "load_data.audit_sample", "twins": "counterfactuals.twins",
+            "validation": "load_data.validation", "variants": "build_variants.variants"},
+    optional_inputs=("twins",),
+    outputs=("predictions", "twin_predictions", "retrievals", "thresholds", "performance"),
+    # `beam` is not part of the key: the same inputs give the same predictions on any runner
+    config_sections=("variants", "scoring", "data"),
+    version="4",
+    enabled=lambda cfg: bool(cfg.variants),
+)
