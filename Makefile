@@ -42,10 +42,11 @@ venv: $(STAMP)
 $(STAMP): requirements/lock.txt requirements/carriers.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (TFDV 1.16.1 has no wheels for " + sys.version.split()[0] + "); set PYTHON=/path/to/python3.11"'
-	@# Short timeout, no retries: where the index is unreachable, the check below says so.
+	@# Every pin must be findable before the long install starts (one line and a stop if not):
+	@# torch's CPU wheel first (seconds), the rest once pip is upgraded (faster at it).
+	@$(BIN)/python requirements/preflight.py --local-versions-only requirements/lock.txt -- $(TORCH_SOURCE) >/dev/null
 	@$(BIN)/python -m pip install -q --retries 0 --timeout 15 --upgrade "pip>=23.2" >/dev/null 2>&1 \
 	  || echo "note: could not upgrade pip in $(VENV); going on with $$($(BIN)/python -m pip --version | cut -d' ' -f1-2)"
-	@# Every pin must be findable before the long install starts (one line and a stop if not).
 	@$(BIN)/python requirements/preflight.py requirements/lock.txt requirements/carriers.txt -- $(TORCH_SOURCE)
 	set -o pipefail; $(BIN)/python -m pip install -q --no-deps $(TORCH_SOURCE) -r requirements/lock.txt 2>&1 | grep -v -e "is ignored: it is neither" -e "Running pip as the 'root'"; test $${PIPESTATUS[0]} -eq 0
 	set -o pipefail; $(BIN)/python -m pip install -q --no-deps -r requirements/carriers.txt 2>&1 | grep -v -e "is ignored: it is neither" -e "Running pip as the 'root'"; test $${PIPESTATUS[0]} -eq 0

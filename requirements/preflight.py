@@ -12,7 +12,7 @@ When a pin cannot be found, one line on stderr names the file, the pin, where pi
 
 Usage::
 
-    python requirements/preflight.py [--timeout S] FILE... [-- PIP_OPTIONS...]
+    python requirements/preflight.py [--timeout S] [--local-versions-only] FILE... [-- PIP_OPTIONS...]
     python requirements/preflight.py --configured-find-links
 
 ``PIP_OPTIONS`` are passed to pip as they are given to ``pip install`` (for example
@@ -278,6 +278,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request (default 10)")
     parser.add_argument("--configured-find-links", action="store_true",
                         help="print the find-links of pip's configuration and exit")
+    parser.add_argument("--local-versions-only", action="store_true",
+                        help="check only pins with a local version label (torch's +cpu), which no "
+                             "public index serves: a check of seconds, run before anything else")
     argv = list(sys.argv[1:] if argv is None else argv)
     pip_options: list[str] = []
     if "--" in argv:
@@ -296,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
+    if args.local_versions_only:
+        pins = [pin for pin in pins if "+" in pin.version]
     started = time.monotonic()
     try:
         missing, places, failed, tag = _find_with_pip_internals(pins, pip_options, args.timeout)

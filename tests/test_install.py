@@ -114,10 +114,11 @@ def _dry_run_install_line(env_overrides: dict[str, str | None], *make_args: str)
                           capture_output=True, text=True, check=True, timeout=60)
     lines = [line for line in done.stdout.splitlines() if "pip install -q --no-deps" in line and "lock.txt" in line]
     preflight = [line for line in done.stdout.splitlines() if "preflight.py" in line]
-    assert len(lines) == 1 and len(preflight) == 1, done.stdout
-    # The check and the install must look in the same places.
-    assert lines[0].split("--no-deps", 1)[1].split("-r requirements/lock.txt")[0].split() == \
-        preflight[0].split(" -- ", 1)[1].split()
+    assert len(lines) == 1 and len(preflight) == 2, done.stdout
+    # The checks and the install must look in the same places.
+    install_options = lines[0].split("--no-deps", 1)[1].split("-r requirements/lock.txt")[0].split()
+    for check in preflight:
+        assert check.split(" -- ", 1)[1].split(">")[0].split() == install_options, done.stdout
     return lines[0]
 
 
