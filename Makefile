@@ -15,14 +15,14 @@ PYTEST_ARGS ?=
 #                     the find-links pip is already configured with (PIP_FIND_LINKS or pip.conf),
 #                     if any. Set it empty (TORCH_FIND_LINKS=) to use TORCH_INDEX_URL instead.
 #   TORCH_INDEX_URL   PyTorch's CPU wheel index, added as --extra-index-url when TORCH_FIND_LINKS
-#                     is empty.
+#                     is empty. With both empty, pip's own configuration alone must find torch.
 # e.g. `make demo TORCH_FIND_LINKS=~/wheels`, or `make demo TORCH_INDEX_URL=https://mirror/whl/cpu`.
 TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
 ifeq ($(origin TORCH_FIND_LINKS),undefined)
 # Asked of pip once, and only when a recipe needs it.
 TORCH_FIND_LINKS = $(eval TORCH_FIND_LINKS := $$(shell $(PYTHON) requirements/preflight.py --configured-find-links 2>/dev/null))$(TORCH_FIND_LINKS)
 endif
-TORCH_SOURCE = $(if $(strip $(TORCH_FIND_LINKS)),$(foreach d,$(TORCH_FIND_LINKS),--find-links $(d)),--extra-index-url $(TORCH_INDEX_URL))
+TORCH_SOURCE = $(if $(strip $(TORCH_FIND_LINKS)),$(foreach d,$(TORCH_FIND_LINKS),--find-links $(d)),$(if $(strip $(TORCH_INDEX_URL)),--extra-index-url $(TORCH_INDEX_URL)))
 
 .PHONY: demo test test-all test-slow lock bench notebook clean-runs venv help
 
