@@ -51,28 +51,35 @@ def hash_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def hash_path(path: Path) -> str:
-    """SHA-256 of a file, or of a directory's relative paths and file contents."""
+def hash_path(path: Path, *, memo: bool = True) -> str:
+    """SHA-256 of a file, or of a directory's relative paths and file contents.
+
+    ``memo=False`` reads every byte again (see :func:`file_sha256`): what verifying a cache needs.
+    """
     path = Path(path)
     if path.is_dir():
         digest = hashlib.sha256()
         for child in sorted(p for p in path.rglob("*") if p.is_file()):
             digest.update(str(child.relative_to(path)).encode())
             digest.update(b"\0")
-            digest.update(file_sha256(child).encode())
+            digest.update(file_sha256(child, memo=memo).encode())
         return digest.hexdigest()
-    return hashlib.sha256(file_sha256(path).encode()).hexdigest()
+    return hashlib.sha256(file_sha256(path, memo=memo).encode()).hexdigest()
 
 
 _HASH_MEMO: dict[tuple[str, int, int], str] = {}
 
 
-def file_sha256(path: Path) -> str:
-    """SHA-256 of one file's bytes, memoized per process by (path, size, mtime)."""
+def file_sha256(path: Path, *, memo: bool = True) -> str:
+    """SHA-256 of one file's bytes, memoized per process by (path, size, mtime).
+
+    The memo trusts that a file whose size and mtime did not change kept its bytes, which an
+    edit that restores the mtime defeats; ``memo=False`` hashes the bytes (and refreshes the memo).
+    """
     path = Path(path)
     st = path.stat()
     key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
-    if key not in _HASH_MEMO:
+    if not memo or key not in _HASH_MEMO:
         h = hashlib.sha256()
         with open(path, "rb") as fh:
             for block in iter(lambda: fh.read(1 << 20), b""):
@@ -125,17 +132,37 @@ def dump_json(value: Any) -> str:
     return json.dumps(to_jsonable(value), indent=2, sort_keys=True, allow_nan=False) + "\n"
 
 
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_FILE_MODE = 0o666 & ~_read_umask()  # read once, at import: os.umask() is process-wide
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    """Write ``data`` to a temporary file beside ``path``, then rename it into place.
+
+    The file gets the permissions an ordinary ``open`` would give (not ``mkstemp``'s 0600). An
+    OSError names ``path`` (pyarrow's and ``write``'s own errors carry no file name).
+    """
+    path = Path(path)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as fh:
+            os.fchmod(fh.fileno(), _FILE_MODE)
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:
+            exc.filename = str(path)
         raise
 
 
@@ -150,8 +177,14 @@ def write_artifact(directory: Path, name: str, value: Any) -> dict[str, Any]:
     if isinstance(value, pd.DataFrame):
         target = directory / f"{name}.parquet"
         tmp = directory / f".{name}.parquet.tmp"
-        value.to_parquet(tmp, index=False)
-        os.replace(tmp, target)
+        try:
+            value.to_parquet(tmp, index=False)
+            os.replace(tmp, target)
+        except OSError as exc:  # pyarrow's errors name no file
+            tmp.unlink(missing_ok=True)
+            if exc.filename is None:
+                exc.filename = str(target)
+            raise
         entry = {"kind": "table", "file": target.name, "rows": int(len(value))}
     elif isinstance(value, (dict, list)):
         target = directory / f"{name}.json"
@@ -169,6 +202,10 @@ def write_artifact(directory: Path, name: str, value: Any) -> dict[str, Any]:
     elif isinstance(value, Path):
         if not value.exists():
             raise StageError(f"artifact `{name}`: the stage returned the path {value}, which does not exist.")
+        if Path(directory).resolve() not in value.resolve().parents or value.is_symlink():
+            # the path is moved into the run: only what the stage built under ctx.scratch_dir may go
+            raise StageError(f"artifact `{name}`: the stage returned the path {value}, which is not under its "
+                             f"scratch folder {directory}; build directory artifacts under ctx.scratch_dir.")
         target = directory / (name + ("" if value.is_dir() else value.suffix))
         shutil.move(str(value), str(target))
         entry = {"kind": "dir" if target.is_dir() else "file", "file": target.name}

@@ -13,10 +13,17 @@
                     <artifact>.parquet|json|pb|txt, <artifact>/
                 report/               report.html, summary.json (after the run)
                 .tmp-<stage>-<pid>/   a stage being written (renamed when complete)
+                .reserve              space kept while the run runs, so that a full disk can
+                                      still record the run as failed (removed at the end)
     <runs_root>/../history.sqlite     one row per finished run of every audit
     <cache_dir>/                      output.cache_dir (reports/cache)
         stages/<stage>/<key>/         a finished stage folder, keyed by its inputs
-        models/<kind>-<key>/          built models and indexes
+        stages/<stage>/.tmp-<key>-<pid>/   one being stored
+        models/<kind>-<key>/          built models and indexes (their files' hashes in _entry.json)
+        models/.tmp-<kind>-<key>-<pid>/    one being built
+
+Nothing is written outside ``<runs_root>``, the history database beside it and
+``<cache_dir>`` (see :mod:`pipelines.core.safety`).
 
 Everything else asks this module for a path, so that file names live in one place.
 """
@@ -35,6 +42,8 @@ __all__ = [
     "LOCK_FILE",
     "HISTORY_DB",
     "TMP_PREFIX",
+    "RESERVE_FILE",
+    "FINISHED",
     "RunDir",
     "CacheDir",
     "history_db_path",
@@ -48,6 +57,9 @@ RUN_LOG = "run.log"
 LOCK_FILE = ".run.lock"
 HISTORY_DB = "history.sqlite"
 TMP_PREFIX = ".tmp-"
+RESERVE_FILE = ".reserve"
+#: Manifest statuses of runs that ended (``running`` and ``interrupted`` runs did not).
+FINISHED = ("complete", "failed")
 
 
 def audit_dir(runs_root: Path, audit: str) -> Path:
@@ -100,6 +112,10 @@ class RunDir:
         """Where a stage is written before it is renamed into place."""
         return self.path / f"{TMP_PREFIX}{name}-{os.getpid()}"
 
+    @property
+    def reserve(self) -> Path:
+        return self.path / RESERVE_FILE
+
     def leftovers(self) -> list[Path]:
         """Temporary folders left by killed processes."""
         return sorted(p for p in self.path.glob(f"{TMP_PREFIX}*") if p.is_dir()) if self.path.is_dir() else []
@@ -121,5 +137,14 @@ class CacheDir:
         return self.root / "stages" / name / f"{TMP_PREFIX}{key}-{os.getpid()}"
 
     @property
+    def stages(self) -> Path:
+        return self.root / "stages"
+
+    @property
     def models(self) -> Path:
         return self.root / "models"
+
+    def leftovers(self) -> list[Path]:
+        """Temporary folders of stage-cache stores and model builds (``.tmp-...-<pid>``)."""
+        found = [*self.stages.glob(f"*/{TMP_PREFIX}*"), *self.models.glob(f"{TMP_PREFIX}*")]
+        return sorted(p for p in found if p.is_dir() and not p.is_symlink())
