@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from pipelines.errors import ModelError
+from pipelines.variants.cache import verify_entry
 from pipelines.variants.classifier_kinds import ClassifierKind, FinetunedKind
 from pipelines.variants.interface import VariantKind
 from pipelines.variants.predictions_kind import PredictionsKind
@@ -35,8 +36,10 @@ def variant_kind(spec: Any, *, index: int = 0) -> VariantKind:
 
 def load_predictor(spec: Any, built: Mapping[str, Any], *, num_threads: int = 2, index: int = 0,
                    cache_hint: str | None = None) -> Any:
-    """A predictor for one variant from its build entry, after checking that its model folders exist.
+    """A predictor for one variant from its build entry, after checking its model folders.
 
+    Each folder must exist, and one that is a model-cache entry must match the file hashes
+    recorded when it was built (:func:`pipelines.variants.cache.verify_entry`).
     A picklable module-level function, so that Beam workers can call it.
     """
     kind = variant_kind(spec, index=index)
@@ -46,4 +49,5 @@ def load_predictor(spec: Any, built: Mapping[str, Any], *, num_threads: int = 2,
             raise ModelError(f"variant `{spec.name}`: model folder {folder} from the build_variants stage is gone "
                              f"(the model cache was cleared after that stage's outputs were cached). Delete {where} "
                              "and run again to rebuild it.")
+        verify_entry(folder, what=f"variant `{spec.name}`")
     return kind.predictor(built, num_threads=num_threads)

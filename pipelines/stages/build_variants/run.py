@@ -17,7 +17,7 @@ from pipelines.core.rundir import CacheDir
 from pipelines.core.runner import StageContext
 from pipelines.variants import BuildContext, ModelCache, offline, set_threads, variant_kind
 
-__all__ = ["build_variants", "model_fingerprints"]
+__all__ = ["build_variants", "model_fingerprints", "cached_models_problems"]
 
 
 def build_variants(ctx: StageContext, *, train: pd.DataFrame) -> dict[str, Any]:
@@ -46,3 +46,29 @@ def model_fingerprints(config: AuditConfig) -> Mapping[str, str]:
         for label, paths in files.items():
             out[f"{spec.name}.{label}"] = hash_files(paths) if paths else "missing"
     return out
+
+
+def cached_models_problems(config: AuditConfig, outputs: Mapping[str, Any]) -> list[str]:
+    """Problems of the model-cache folders that a cached ``variants`` artifact names (empty: none).
+
+    A stage-cache hit of this stage is used only while every model-cache entry it points to is
+    present and matches the file hashes recorded when it was built; otherwise the stage runs
+    again and the model cache rebuilds what is damaged.
+    """
+    from pathlib import Path
+
+    from pipelines.variants.cache import ENTRY_FILE, entry_problems
+
+    built = outputs.get("variants") or {}
+    problems: list[str] = []
+    for i, spec in enumerate(config.variants):
+        if spec.name not in built:
+            problems.append(f"variants.json: no build entry for variant {spec.name!r}")
+            continue
+        for folder in variant_kind(spec, index=i).model_folders(built[spec.name]):
+            folder = Path(folder)
+            if (folder / ENTRY_FILE).is_file() or folder.is_symlink():
+                problems += entry_problems(folder)
+            elif not folder.is_dir():
+                problems.append(f"{folder}: gone")
+    return problems

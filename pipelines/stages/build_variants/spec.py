@@ -1,7 +1,7 @@
 """The ``build_variants`` stage spec: the train split in; each variant's build entry out."""
 
 from pipelines.core.runner import Stage
-from pipelines.stages.build_variants.run import build_variants, model_fingerprints
+from pipelines.stages.build_variants.run import build_variants, cached_models_problems, model_fingerprints
 
 __all__ = ["SPEC"]
 
@@ -14,4 +14,6 @@ SPEC = Stage(
     version="2",
     enabled=lambda cfg: bool(cfg.variants),
     external_inputs=model_fingerprints,
+    # a stage-cache hit names model-cache folders: they must still match their recorded hashes
+    verify_cached=cached_models_problems,
 )
