@@ -4,6 +4,12 @@ Only this package imports torch and transformers, and only inside functions.
 Every loader checks the folder first and raises :class:`ModelError` with a
 message naming the folder, what was expected and what was found, instead of
 letting a deep transformers traceback surface.
+
+No remote code: every ``from_pretrained`` / ``from_config`` passes
+``trust_remote_code=False``, and a folder whose config names custom code
+(``auto_map`` in ``config.json``, ``tokenizer_config.json``, ...) is refused
+before transformers sees it, so transformers never asks on the terminal whether
+to run the folder's code.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ __all__ = [
     "load_sequence_classifier",
     "load_causal_lm",
     "PICKLE_SUFFIXES",
+    "refuse_custom_code",
 ]
 
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
@@ -48,6 +55,11 @@ MSG_LABELS = (
     "(2 labels, index {positive} = positive). Set `variants.finetuned.train: true` to fine-tune a fresh head."
 )
 MSG_LOAD = "model folder {path}: transformers could not load it: {error}"
+MSG_CUSTOM_CODE = ("model folder {path}: {file} has `auto_map` ({classes}), so loading it would run Python code "
+                   "from the folder; custom code is refused. Use a model whose architecture transformers ships.")
+#: Files in which transformers looks for ``auto_map`` (classes to import from the folder's own code).
+CODE_CONFIGS = ("config.json", "tokenizer_config.json", "processor_config.json", "preprocessor_config.json",
+                "feature_extractor_config.json", "image_processor_config.json")
 
 
 def offline() -> None:
@@ -77,8 +89,26 @@ def _listing(path: Path) -> str:
     return shown or "nothing"
 
 
+def refuse_custom_code(path: Path) -> None:
+    """Raise :class:`ModelError` when a config file of the folder names custom code (``auto_map``)."""
+    path = Path(path)
+    for name in CODE_CONFIGS:
+        file = path / name
+        if not file.is_file():
+            continue
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"model folder {path}: {name} is not readable JSON ({type(exc).__name__}: "
+                             f"{' '.join(str(exc).split())[:200]}).") from exc
+        if isinstance(data, dict) and data.get("auto_map"):
+            auto_map = data["auto_map"]
+            classes = ", ".join(sorted(map(str, auto_map)))[:200] if isinstance(auto_map, dict) else "custom classes"
+            raise ModelError(MSG_CUSTOM_CODE.format(path=path, file=name, classes=classes))
+
+
 def check_model_dir(path: Path, *, field: str, allow_pickle: bool, need_tokenizer: bool = True) -> dict[str, Any]:
-    """Check that ``path`` is a complete HF model folder; return what was found.
+    """Check that ``path`` is a complete HF model folder without custom code; return what was found.
 
     Returns ``{"safetensors": bool, "weights": [file names]}``.
     """
@@ -87,6 +117,7 @@ def check_model_dir(path: Path, *, field: str, allow_pickle: bool, need_tokenize
         raise ModelError(MSG_NO_DIR.format(path=path, field=field))
     if not (path / "config.json").is_file():
         raise ModelError(MSG_NO_CONFIG.format(path=path, found=_listing(path)))
+    refuse_custom_code(path)
     safetensors = sorted(p.name for p in path.glob("*.safetensors"))
     index = path / "model.safetensors.index.json"
     if index.is_file():
@@ -127,11 +158,14 @@ def model_identity(path: Path, *, kind: str) -> dict[str, Any]:
 
 
 def load_tokenizer(path: Path, **kwargs: Any):
+    """The folder's tokenizer (offline, no custom code)."""
+    refuse_custom_code(path)
     offline()
     from transformers import AutoTokenizer
 
+    kwargs.pop("trust_remote_code", None)
     try:
-        return AutoTokenizer.from_pretrained(str(path), local_files_only=True, **kwargs)
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True, trust_remote_code=False, **kwargs)
     except Exception as exc:  # transformers raises many kinds
         raise ModelError(MSG_LOAD.format(path=path, error=f"{type(exc).__name__}: {exc}")) from exc
 
@@ -143,6 +177,7 @@ def _load(cls_name: str, path: Path, *, found: dict[str, Any], **kwargs: Any):
     from transformers.utils import logging as hf_logging
 
     cls = getattr(transformers, cls_name)
+    kwargs.pop("trust_remote_code", None)
     level = hf_logging.get_verbosity()
     if kwargs.get("num_labels") is not None:
         # a fresh head is expected to be missing from a base encoder: no "LOAD REPORT" table for it
@@ -213,24 +248,26 @@ def convert_gguf(src_dir: Path, gguf_file: str, dest: Path) -> None:
     weights are copied into a fresh model built from the config without its
     ``quantization_config``.
     """
-    offline()
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     gguf_path = Path(src_dir) / gguf_file
     if not gguf_path.is_file():
         found = _listing(Path(src_dir)) if Path(src_dir).is_dir() else "no such folder"
         raise ModelError(f"GGUF file {gguf_path} does not exist (`variants.rag.generator.gguf_file`). Found: {found}.")
+    refuse_custom_code(Path(src_dir))
+    offline()
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
     try:
-        tok = AutoTokenizer.from_pretrained(str(src_dir), gguf_file=gguf_file, local_files_only=True)
+        tok = AutoTokenizer.from_pretrained(str(src_dir), gguf_file=gguf_file, local_files_only=True,
+                                            trust_remote_code=False)
         loaded = AutoModelForCausalLM.from_pretrained(str(src_dir), gguf_file=gguf_file, dtype=torch.float32,
-                                                      local_files_only=True)
+                                                      local_files_only=True, trust_remote_code=False)
     except Exception as exc:
         raise ModelError(MSG_LOAD.format(path=gguf_path, error=f"{type(exc).__name__}: {exc}")) from exc
     config = loaded.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32, trust_remote_code=False)
     fresh.load_state_dict(loaded.state_dict())
     fresh.generation_config = loaded.generation_config
     fresh.save_pretrained(str(dest))
