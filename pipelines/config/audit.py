@@ -57,6 +57,18 @@ MSG_PACKAGE_NOT_FOUND = (
 MSG_NOT_A_MAPPING = "{source}: the config must be a YAML mapping at the top level. Got {found} instead."
 MSG_YAML = "{source}: not valid YAML: {error}"
 MSG_NO_FILE = "{source}: config file not found."
+MSG_NOT_A_FILE = "{source}: not a regular file (a folder, device or pipe); give the path of a YAML config file."
+MSG_TOO_BIG = ("{source}: the config is {size:,} bytes; at most {limit:,} are read. An audit config is a few "
+               "kilobytes: keep data and term lists in their own files.")
+MSG_TOO_MANY_NODES = ("{source}: the YAML expands to more than {limit:,} values through anchors and aliases "
+                      "(a 'billion laughs' bomb?); refusing to load it. Write the values out, without aliases.")
+MSG_TOO_DEEP = "{source}: the YAML nests deeper than {limit} levels (line {line}); refusing to load it."
+MSG_RECURSIVE = "{source}: an alias refers to a node that contains it (line {line}); refusing to load it."
+
+#: Bounds of the YAML loader: bytes read, values after alias expansion, nesting depth.
+MAX_CONFIG_BYTES = 1 << 20
+MAX_YAML_NODES = 100_000
+MAX_YAML_DEPTH = 50
 
 
 class AuditSection(Section):
@@ -215,6 +227,80 @@ def resolve_resource(spec: str, *, base_dir: Path, where: str = "config") -> Pat
     return path if path.is_absolute() else (base_dir / path).resolve()
 
 
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader with a nesting limit while composing and an expansion limit before building.
+
+    Aliases share nodes, so a small file can stand for billions of values once its objects
+    are walked (by validation, hashing, ``json.dumps``). The composed node graph is measured
+    first, each node once, counting what every alias would expand to.
+    """
+
+    def __init__(self, stream: str, source: str):
+        super().__init__(stream)
+        self.source = source
+        self.depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        self.depth += 1
+        try:
+            if self.depth > MAX_YAML_DEPTH:
+                line = self.peek_event().start_mark.line + 1
+                raise ConfigError(MSG_TOO_DEEP.format(source=self.source, limit=MAX_YAML_DEPTH, line=line))
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+
+    def expanded_size(self, root: yaml.Node) -> int:
+        """Values the node graph expands to (aliases counted in full), stopping past the limit."""
+        sizes: dict[int, int] = {}
+        open_nodes: set[int] = set()
+
+        def size(node: yaml.Node, depth: int) -> int:
+            key = id(node)
+            if key in sizes:
+                return sizes[key]
+            if key in open_nodes:
+                raise ConfigError(MSG_RECURSIVE.format(source=self.source, line=node.start_mark.line + 1))
+            if depth > MAX_YAML_DEPTH:  # aliases of aliases nest deeper than the text does
+                raise ConfigError(MSG_TOO_DEEP.format(source=self.source, limit=MAX_YAML_DEPTH,
+                                                      line=node.start_mark.line + 1))
+            open_nodes.add(key)
+            total = 1
+            if isinstance(node, yaml.SequenceNode):
+                children = node.value
+            elif isinstance(node, yaml.MappingNode):
+                children = [part for pair in node.value for part in pair]
+            else:
+                children = []
+            for child in children:
+                total += size(child, depth + 1)
+                if total > MAX_YAML_NODES:
+                    raise ConfigError(MSG_TOO_MANY_NODES.format(source=self.source, limit=MAX_YAML_NODES))
+            open_nodes.discard(key)
+            sizes[key] = total
+            return total
+
+        return size(root, 1)
+
+
+def _read_yaml(path: Path, source: str) -> Any:
+    """Parse a config file within the loader's bounds (size, nesting, alias expansion)."""
+    with open(path, "rb") as fh:
+        data = fh.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(MSG_TOO_BIG.format(source=source, size=max(path.stat().st_size, len(data)),
+                                             limit=MAX_CONFIG_BYTES))
+    loader = _BoundedLoader(data.decode("utf-8"), source)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        loader.expanded_size(node)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def load_config(path: str | Path, *, overrides: dict[str, Any] | None = None) -> AuditConfig:
     """Read and validate an audit config file.
 
@@ -233,14 +319,20 @@ def load_config(path: str | Path, *, overrides: dict[str, Any] | None = None) ->
     """
     path = Path(path)
     source = str(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(MSG_NO_FILE.format(source=source))
+    if not path.is_file():
+        raise ConfigError(MSG_NOT_A_FILE.format(source=source))
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = _read_yaml(path, source)
     except yaml.YAMLError as exc:
-        raise ConfigError(MSG_YAML.format(source=source, error=str(exc).replace("\n", " "))) from exc
+        raise ConfigError(MSG_YAML.format(source=source, error=" ".join(str(exc).split()))) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{source}: config file is not UTF-8 ({exc.reason} at byte {exc.start}).") from exc
+    except RecursionError as exc:
+        raise ConfigError(MSG_TOO_DEEP.format(source=source, limit=MAX_YAML_DEPTH, line="?")) from exc
+    except OSError as exc:
+        raise ConfigError(f"{source}: could not read the config ({exc.strerror or exc}).") from exc
     if not isinstance(raw, dict):
         raise ConfigError(MSG_NOT_A_MAPPING.format(source=source, found=type(raw).__name__))
     if overrides:
