@@ -8,9 +8,14 @@ code  meaning
 0     every gate passed
 1     at least one gate failed
 2     error: bad config, unreadable data, broken model folder, another run
-      holds the lock, or a crash (nothing is recorded as complete)
+      holds the lock, a refused --run-id, a full or read-only disk, or a
+      crash (nothing is recorded as complete)
 3     no gate failed, but at least one had insufficient evidence
 ====  =====================================================================
+
+A finished audit exits with its verdict even when the history database cannot
+be written (a warning says why). Errors are one line on stderr, naming the
+file and what to do. The CLI never reads standard input.
 
 This module imports only the standard library at start-up, so ``--help``
 answers at once; everything heavy is imported inside the commands.
@@ -19,6 +24,8 @@ answers at once; everything heavy is imported inside the commands.
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 
 __all__ = ["main"]
@@ -72,8 +79,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _overrides(args: argparse.Namespace) -> dict:
-    import os
-
     output = {}
     if getattr(args, "runs_dir", None):
         output["runs_dir"] = os.path.abspath(args.runs_dir)
@@ -90,10 +95,32 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _warn(message: str) -> None:
+    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def _terminated(signum: int, frame) -> None:  # noqa: ARG001 - the signal handler's signature
+    raise KeyboardInterrupt(f"terminated by signal {signum}")
+
+
+def _on_sigterm(handler):
+    """Install a SIGTERM handler; return the previous one (None outside the main thread)."""
+    if handler is None:
+        return None
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (main() called from a worker thread)
+        return None
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     import datetime as dt
     import logging
 
+    from pipelines.core.safety import RunRefused, check_run_id
+
+    if args.run_id is not None:
+        check_run_id(args.run_id)  # before anything is read or written
     from pipelines.config import load_config
 
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
@@ -106,18 +133,27 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     now = dt.datetime.now(dt.timezone.utc)
     run_id = args.run_id or f"{now:%Y%m%dT%H%M%SZ}-{cfg.config_hash()[:8]}"
+    previous = _on_sigterm(_terminated)  # a terminated run is marked failed, like Ctrl-C
     try:
         result = run_audit(
             cfg, list(STAGES), run_id=run_id, started_at=now.isoformat(timespec="seconds"),
             show_progress=not args.no_progress, lock_timeout=args.wait,
             data_fingerprint=data_fingerprint_of, finalize=run_verdict,
         )
-    except LockError:
-        raise  # the other run owns the audit; nothing of ours to record
+    except (LockError, RunRefused):
+        raise  # nothing ran: nothing of ours to record, and the existing run is not touched
     except BaseException:
-        post_run(cfg.runs_dir / run_id, config=cfg)  # records the failed run in the history
+        try:  # record the failed run in the history; this must not hide the run's own error
+            for warning in post_run(cfg.runs_dir / run_id, config=cfg).get("warnings", []):
+                _warn(warning)
+        except Exception as exc:  # noqa: BLE001
+            _warn(f"the failed run was not recorded: {exc}")
         raise
+    finally:
+        _on_sigterm(previous)
     posted = post_run(result.run_dir, config=cfg)  # the report (from the finished manifest) + history row
+    for warning in posted.get("warnings", []):
+        _warn(warning)
     verdict = result.verdict
     print(f"run {result.run_id}: verdict {str(verdict).upper()} -> {result.run_dir}")
     if posted.get("report"):
@@ -159,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return EXIT_ERROR
     command = {"run": _cmd_run, "validate": _cmd_validate, "history": _cmd_history}[args.command]
+    saved_stdin = _close_stdin(real_process=argv is None)
     try:
         return command(args)
     except KeyboardInterrupt:
@@ -172,11 +209,38 @@ def main(argv: list[str] | None = None) -> int:
 
             traceback.print_exc()
         if isinstance(exc, AuditError):
-            print(f"error: {exc}", file=sys.stderr)
+            message = str(exc)
+        elif isinstance(exc, OSError):
+            from pipelines.core.safety import os_error_message
+
+            message = os_error_message(exc)
         else:
-            print(f"internal error: {type(exc).__name__}: {exc} (re-run with --debug for the traceback)",
-                  file=sys.stderr)
+            print(f"internal error: {type(exc).__name__}: {' '.join(str(exc).split())} "
+                  "(re-run with --debug for the traceback)", file=sys.stderr)
+            return EXIT_ERROR
+        print(f"error: {message}", file=sys.stderr)
         return EXIT_ERROR
+    finally:
+        ours, sys.stdin = sys.stdin, saved_stdin
+        ours.close()
+
+
+def _close_stdin(*, real_process: bool):
+    """Nothing may read standard input (e.g. a library asking "run this folder's code? [y/N]").
+
+    ``sys.stdin`` becomes an empty stream for the command; when this is the real
+    process (not ``main([...])`` inside a test), file descriptor 0 too.
+    """
+    saved = sys.stdin
+    sys.stdin = open(os.devnull, encoding="utf-8")  # noqa: SIM115 - closed with the process
+    if real_process:
+        try:
+            fd = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(fd, 0)
+            os.close(fd)
+        except OSError:  # pragma: no cover - no fd 0 to replace
+            pass
+    return saved
 
 
 if __name__ == "__main__":  # pragma: no cover

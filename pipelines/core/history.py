@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from pipelines.core.artifacts import to_jsonable
-from pipelines.core.rundir import MANIFEST, RunDir, audit_dir, history_db_path
+from pipelines.core.rundir import FINISHED, MANIFEST, RunDir, audit_dir, history_db_path
 
 __all__ = [
     "KEY_METRICS",
@@ -86,13 +86,31 @@ MSG_DB_BUSY = ("{path}: the run-history database stayed locked by another proces
                "and run again. The file itself is not damaged.")
 
 
-def _db_error(db_path: Path, exc: sqlite3.Error):
-    """The AuditError for a history database that SQLite refused: busy, or not a database."""
+MSG_DB_STORAGE = ("{path}: the run-history database could not be written ({error}); {advice}. The run folders "
+                  "keep everything: `fairness-audit history` lists them until the database works again.")
+_STORAGE_ADVICE = (("full", "the disk is full: free space there"),
+                   ("disk i/o", "the disk reported an input/output error: check it"),
+                   ("readonly", "the database or its folder is read-only: make them writable"),
+                   ("read-only", "the database or its folder is read-only: make them writable"),
+                   ("unable to open", "the file cannot be opened: check that its folder exists and is writable, "
+                                      "and that the path is not a folder"))
+
+
+def _db_error(db_path: Path, exc: BaseException):
+    """The AuditError for a history database that SQLite (or the OS) refused: busy, storage, or not a database."""
     from pipelines.errors import AuditError
 
-    if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
-        return AuditError(MSG_DB_BUSY.format(path=db_path, seconds=BUSY_TIMEOUT_S, error=exc))
-    return AuditError(MSG_BAD_DB.format(path=db_path, error=exc))
+    text = " ".join(str(exc).split())
+    if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
+        return AuditError(MSG_DB_BUSY.format(path=db_path, seconds=BUSY_TIMEOUT_S, error=text))
+    if isinstance(exc, OSError):
+        from pipelines.core.safety import os_error_message
+
+        return AuditError(os_error_message(exc, db_path))
+    for needle, advice in _STORAGE_ADVICE:
+        if needle in text.lower():
+            return AuditError(MSG_DB_STORAGE.format(path=db_path, error=text, advice=advice))
+    return AuditError(MSG_BAD_DB.format(path=db_path, error=text))
 
 
 def _connect(db_path: Path) -> sqlite3.Connection:
@@ -174,7 +192,7 @@ def record_run(
     metrics_json = json.dumps(to_jsonable(dict(key_metrics or {})), sort_keys=True, allow_nan=False)
     try:
         conn = _connect(db_path)
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         raise _db_error(db_path, exc) from exc
     try:
         _ensure_schema(conn)
@@ -215,8 +233,9 @@ def _row_dict(row: sqlite3.Row) -> dict[str, Any]:
 
 
 def list_runs(runs_root: str | Path, audit: str, limit: int | None = 20) -> list[dict[str, Any]]:
-    """The latest runs of ``audit``, newest first.
+    """The latest finished runs of ``audit`` (``complete`` or ``failed``), newest first.
 
+    Runs still ``running``, or ``interrupted`` (killed), are not listed.
     Reads ``<runs_root>/../history.sqlite``. When that database does not exist
     (history never recorded, or deleted), the rows are rebuilt read-only from the
     run folders under ``<runs_root>/<audit>/`` (their ``manifest.json`` and
@@ -229,13 +248,17 @@ def list_runs(runs_root: str | Path, audit: str, limit: int | None = 20) -> list
     runs_root = Path(runs_root)
     db_path = history_db_path(runs_root)
     if not db_path.is_file():
-        rows = runs_from_run_dirs(audit_dir(runs_root, audit))
+        rows = [r for r in runs_from_run_dirs(audit_dir(runs_root, audit)) if r["status"] in FINISHED]
         rows.sort(key=lambda r: (r.get("started_at") or "", r["run_id"]), reverse=True)
         return rows[:limit] if limit else rows
-    conn = _connect(db_path)
     try:
-        sql = "SELECT * FROM runs WHERE audit = ? ORDER BY started_at DESC, run_id DESC"
-        params: tuple[Any, ...] = (audit,)
+        conn = _connect(db_path)
+    except (sqlite3.Error, OSError) as exc:
+        raise _db_error(db_path, exc) from exc
+    try:
+        sql = (f"SELECT * FROM runs WHERE audit = ? AND status IN ({', '.join('?' * len(FINISHED))}) "
+               "ORDER BY started_at DESC, run_id DESC")
+        params: tuple[Any, ...] = (audit, *FINISHED)
         if limit:
             sql += " LIMIT ?"
             params += (int(limit),)
@@ -297,7 +320,12 @@ def _fmt(value: Any) -> str:
         return "-"
     if isinstance(value, float):
         return f"{value:.3f}" if abs(value) < 100 else f"{value:.0f}"
-    return str(value)
+    return _printable(str(value))
+
+
+def _printable(text: str) -> str:
+    """One table cell: control characters (a newline in an old run id) shown escaped."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def _variants(runs: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -322,8 +350,7 @@ def format_history(audit: str, runs: list[Mapping[str, Any]]) -> str:
         header += [f"{v}:{label}" for _, label in KEY_METRICS]
     table = [header]
     for run in runs:
-        row = [str(run.get("run_id")), str(run.get("started_at") or "-"), str(run.get("status") or "-"),
-               str(run.get("verdict") or "-")]
+        row = [_fmt(run.get(k)) for k in ("run_id", "started_at", "status", "verdict")]
         metrics = run.get("key_metrics") or {}
         for v in variants:
             row += [_fmt((metrics.get(v) or {}).get(key)) for key, _ in KEY_METRICS]
@@ -339,8 +366,11 @@ def format_history(audit: str, runs: list[Mapping[str, Any]]) -> str:
 
 
 def format_trend(runs: list[Mapping[str, Any]]) -> list[str]:
-    """One line per variant and key metric with at least two values: the series and its change."""
-    ordered = list(reversed(runs))  # oldest first
+    """One line per variant and key metric with at least two values: the series and its change.
+
+    Only ``complete`` runs count (a failed or killed run has no numbers to trend).
+    """
+    ordered = [r for r in reversed(runs) if r.get("status", "complete") == "complete"]  # oldest first
     lines = []
     for v in _variants(ordered):
         for key, _ in KEY_METRICS:

@@ -14,12 +14,15 @@ is light (jinja2, markupsafe, pandas when a run is read; no TF or torch).
 from __future__ import annotations
 
 import datetime as dt
+import os
 from pathlib import Path
 from typing import Any
 
 from pipelines.core.artifacts import atomic_write_text, dump_json
 from pipelines.core.history import record_run, row_from_run_dir
 from pipelines.core.rundir import RunDir, history_db_path
+from pipelines.core.safety import confine, storage_error
+from pipelines.errors import AuditError
 from pipelines.report._inputs import RunInputs
 from pipelines.report._render import render_html
 from pipelines.report._summary import SECTIONS, SUMMARY_VERSION, build_summary, key_metrics_of
@@ -84,18 +87,34 @@ def post_run(run_dir: str | Path, *, config: Any = None, db_path: str | Path | N
     """After a run (complete or failed): :func:`write_report`, then :func:`record_history`.
 
     The history row is written even when the report fails; that error is raised after.
-    Returns ``{"report": html path or None, "history": db path or None}``.
+    The history is a convenience, never the verdict: when its database cannot be written
+    (damaged, a folder, a full or read-only disk, a link out of the runs folder), the run
+    stands and the reason is returned as a warning.
+
+    Returns ``{"report": html path or None, "history": db path or None}``, plus ``"warnings": [str]``
+    when there are any.
     """
     run = RunDir(Path(run_dir))
     out: dict[str, Any] = {"report": None, "history": None}
-    if not run.manifest.is_file():
+    if not run.manifest.is_file() or run.path.is_symlink():
         return out
     error: BaseException | None = None
     try:
+        if os.path.lexists(run.report):
+            confine(run.report, run.path, what="run folder")
         out["report"] = write_report(run.path, config=config)
-    except Exception as exc:  # recorded below, raised after the history row is written
+    except OSError as exc:  # recorded below, raised after the history row is written
+        error = storage_error(exc)
+    except Exception as exc:  # noqa: BLE001 - idem
         error = exc
-    out["history"] = record_history(run.path, db_path=db_path)
+    try:
+        db = Path(db_path) if db_path is not None else history_db_path(run.runs_root)
+        if db_path is None and db.is_symlink():
+            raise AuditError(f"{db}: the run-history database is a link; refusing to write through it. Replace it "
+                             "with the database file (or remove it: the next run creates a new one).")
+        out["history"] = record_history(run.path, db_path=db)
+    except (AuditError, OSError) as exc:
+        out.setdefault("warnings", []).append(f"the run was not recorded in the history: {exc}")
     if error is not None:
         raise error
     return out
