@@ -543,7 +543,7 @@ def _pairs(g: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _gap_components(components: Sequence[tuple[np.ndarray, np.ndarray]], names: Sequence[str]):
     out = []
-    for (events, trials), name in zip(components, names):
+    for (events, trials), name in zip(components, names, strict=True):
         x, n = _counts(events, trials, names=(f"{name} events", f"{name} trials"))
         if x.ndim == 0 or x.shape[-1] < 2:
             raise ValueError(MSG_GROUPS.format(name=name, shape=x.shape))

@@ -457,7 +457,7 @@ R = 2000
 TOL = 3 * np.sqrt(ALPHA * (1 - ALPHA) / R)  # three Monte Carlo standard errors of a 2.5% rate
 
 
-def _best_binomial_power(n, bound, p_inside, x):
+def _best_binomial_power(n, bound, x):
     """Exact critical counts (UMP non-randomised, least favourable p = bound) applied to the data x."""
     k = np.arange(n.max() + 1)[:, None]
     crit = np.where(stats.binom.cdf(k, n, bound) <= ALPHA, k, -1).max(axis=0)
@@ -476,7 +476,7 @@ def test_calibration_of_per_group_rates(family, sizes, bound, inside, scale):
     x = rng.binomial(n, inside, size=(R, len(n)))
     power = np.mean(iv.rate_gate(events=x, trials=np.broadcast_to(n, x.shape), bound=bound,
                                  direction="max").verdict == iv.PASS)
-    best = _best_binomial_power(n, bound, inside, x)
+    best = _best_binomial_power(n, bound, x)
     assert power >= best - 0.10, (power, best)
 
 
@@ -492,7 +492,6 @@ def _gap_best_critical(n, bound, rng):
         for j in range(g):
             if i == j:
                 continue
-            others = [k for k in range(g) if k not in (i, j)]
             for plo in np.linspace(0, 1 - bound, 8):
                 for mid in (plo, plo + bound / 2, plo + bound):
                     p = np.full(g, mid)
