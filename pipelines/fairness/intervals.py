@@ -133,6 +133,9 @@ def _alpha(level: float) -> float:
     return (1.0 - float(level)) / 2.0
 
 
+_NOUNS = {"a rate": "Rates", "a difference between group rates": "Differences of rates", "an AUC": "AUCs"}
+
+
 def _bound(bound: float, *, what: str) -> float:
     """A finite bound in [0, 1]; a percent typo (20 for 0.20) gets a hint."""
     try:
@@ -142,7 +145,9 @@ def _bound(bound: float, *, what: str) -> float:
     if not np.isfinite(b) or not 0.0 <= b <= 1.0:
         hint = ""
         if np.isfinite(b) and 1.0 < b <= 100.0:
-            hint = f" Rates are fractions in [0, 1]; did you mean {b / 100:.2f}?"
+            v = b / 100
+            guess = f"{v:.2f}" if round(v, 2) == v else f"{v:g}"
+            hint = f" {_NOUNS.get(what, 'They')} are fractions in [0, 1]; did you mean {guess}?"
         raise ValueError(MSG_BOUND.format(low=0, high=1, what=what, value=bound, hint=hint))
     return b
 
@@ -780,7 +785,7 @@ def _auc_z(auc, variance, n_positive, n_negative, value):
         z_logit = (_logit(auc) - _logit(value)) / se
         z_score = (auc - value) / np.sqrt(value * (1 - value) / k)
     z = np.where(degenerate, z_score, z_logit)
-    return np.where(np.isnan(z), 0.0, z)
+    return np.where(np.isnan(z) & np.isfinite(auc), 0.0, z)  # NaN only where the AUC is undefined
 
 
 def auc_interval(*, auc, variance, n_positive, n_negative, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
@@ -799,18 +804,22 @@ def auc_interval(*, auc, variance, n_positive, n_negative, level: float = 0.95) 
     ([0.698, 0.816], [0.874, 1.0])
     """
     a = _alpha(level)
-    auc = np.asarray(auc, dtype=np.float64)
-    var = np.asarray(variance, dtype=np.float64)
+    auc, var, n_pos, n_neg = np.broadcast_arrays(*(np.asarray(v, dtype=np.float64)
+                                                   for v in (auc, variance, n_positive, n_negative)))
     z = stats.norm.isf(a)
-    k = np.minimum(np.asarray(n_positive, dtype=np.float64), np.asarray(n_negative, dtype=np.float64))
+    k = np.minimum(n_pos, n_neg)
+    ok = np.isfinite(auc) & (k > 0)
     degenerate = (auc <= 0) | (auc >= 1) | ~(var > 0)
     with np.errstate(all="ignore"):
         se = np.sqrt(var) / (auc * (1 - auc))
         lg = _logit(auc)
         lo = special.expit(lg - z * se)
         hi = special.expit(lg + z * se)
-    wl, wh = proportion_interval(events=np.clip(auc, 0, 1) * k, trials=k, level=level, method="wilson")
-    return np.where(degenerate, wl, lo), np.where(degenerate, wh, hi)
+    wl, wh = proportion_interval(events=np.where(ok, np.clip(auc, 0, 1) * k, 0.0), trials=np.where(ok, k, 1.0),
+                                 level=level, method="wilson")
+    low = np.where(ok, np.where(degenerate, wl, lo), np.nan)
+    high = np.where(ok, np.where(degenerate, wh, hi), np.nan)
+    return low, high
 
 
 def auc_gate(*, auc, variance, n_positive, n_negative, bound: float, direction: str = "min", level: float = 0.95,

@@ -169,8 +169,12 @@ def test_min_direction_mirrors_max():
 # -- validation -------------------------------------------------------------------------------------------------
 
 def test_bounds_and_inputs_are_checked():
-    with pytest.raises(ValueError, match=r"did you mean 0\.20\?"):
+    with pytest.raises(ValueError, match=r"Rates are fractions in \[0, 1\]; did you mean 0\.20\?"):
         iv.flip_rate_gate(flips=[1], twins=[50], bound=20)
+    with pytest.raises(ValueError, match=r"did you mean 0\.025\?"):
+        iv.rate_gate(events=[1], trials=[50], bound=2.5, direction="max")
+    with pytest.raises(ValueError, match=r"AUCs are fractions in \[0, 1\]; did you mean 0\.60\?"):
+        iv.auc_gate(auc=[0.7], variance=[0.001], n_positive=[50], n_negative=[20], bound=60)
     with pytest.raises(ValueError, match=r"finite number in \[0, 1\]"):
         iv.rate_gate(events=[1], trials=[50], bound=float("nan"), direction="max")
     with pytest.raises(ValueError, match=r"finite number in \[0, 1\]"):
@@ -352,6 +356,12 @@ def test_auc_interval_is_logit_wald_or_wilson_when_degenerate():
     low, high = iv.auc_interval(auc=[1.0], variance=[0.0], n_positive=[140], n_negative=[17])
     wl, wh = iv.proportion_interval(events=17, trials=17, method="wilson")
     assert low[0] == pytest.approx(float(wl)) and high[0] == 1.0 and low[0] < 0.85
+
+
+def test_auc_gate_undefined_auc_is_insufficient():
+    d = iv.auc_gate(auc=[0.9, np.nan], variance=[0.001, np.nan], n_positive=140, n_negative=[25, 1], bound=0.6)
+    assert d.status.tolist() == [iv.PASS, iv.INSUFFICIENT] and np.isnan(d.low[1])
+    assert d.verdict.item() == iv.INSUFFICIENT
 
 
 def test_auc_gate_decides_as_its_interval():
