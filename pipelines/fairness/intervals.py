@@ -250,7 +250,9 @@ def _rollup(status: np.ndarray) -> np.ndarray:
 
 def _decide(*, estimate, low, high, p_pass, p_fail_raw, alpha, level, bound, direction, method, multiplicity,
             near_bound=None, resamples=None, adjust=True) -> GateDecision:
-    p_fail = adjust_pvalues(p_fail_raw, method=multiplicity) if adjust else np.asarray(p_fail_raw, dtype=np.float64)
+    p_fail = np.asarray(p_fail_raw, dtype=np.float64)
+    if adjust:
+        p_fail = adjust_pvalues(pvalues=p_fail, method=multiplicity)
     p_pass = np.asarray(p_pass, dtype=np.float64)
     status = np.full(p_pass.shape, INSUFFICIENT, dtype=object)
     status[np.nan_to_num(p_pass, nan=1.0) <= alpha] = PASS
@@ -270,12 +272,12 @@ def _sides(p_below: np.ndarray, p_above: np.ndarray, direction: str) -> tuple[np
 
 # -- multiplicity -----------------------------------------------------------------------------------------------
 
-def adjust_pvalues(p, *, method: str = DEFAULT_MULTIPLICITY, axis: int = -1) -> np.ndarray:
+def adjust_pvalues(*, pvalues, method: str = DEFAULT_MULTIPLICITY, axis: int = -1) -> np.ndarray:
     """Familywise-adjusted p-values along ``axis`` (NaN entries are not counted).
 
     Parameters
     ----------
-    p
+    pvalues
         p-values, any shape.
     method
         ``"none"``, ``"bonferroni"`` (``m * p``) or ``"holm"`` (Holm 1979 step-down:
@@ -285,13 +287,13 @@ def adjust_pvalues(p, *, method: str = DEFAULT_MULTIPLICITY, axis: int = -1) -> 
 
     Examples
     --------
-    >>> adjust_pvalues([0.01, 0.04, 0.03], method="holm").round(3).tolist()
+    >>> adjust_pvalues(pvalues=[0.01, 0.04, 0.03], method="holm").round(3).tolist()
     [0.03, 0.06, 0.06]
-    >>> adjust_pvalues([0.01, float("nan"), 0.03], method="bonferroni").round(3).tolist()
+    >>> adjust_pvalues(pvalues=[0.01, float("nan"), 0.03], method="bonferroni").round(3).tolist()
     [0.02, nan, 0.06]
     """
     _choice("method", method, MULTIPLICITY_METHODS)
-    p = np.asarray(p, dtype=np.float64)
+    p = np.asarray(pvalues, dtype=np.float64)
     if method == "none" or p.size == 0:
         return p.copy()
     q = np.moveaxis(p, axis, -1)

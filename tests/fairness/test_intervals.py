@@ -126,12 +126,12 @@ def _holm_loop(p):
 def test_holm_and_bonferroni_match_their_definitions():
     rng = np.random.default_rng(2)
     p = rng.uniform(0, 0.2, size=(50, 7))
-    holm = iv.adjust_pvalues(p, method="holm")
+    holm = iv.adjust_pvalues(pvalues=p, method="holm")
     assert np.allclose(holm, np.array([_holm_loop(row) for row in p]))
-    assert np.allclose(iv.adjust_pvalues(p, method="bonferroni"), np.minimum(1, 7 * p))
-    assert np.allclose(iv.adjust_pvalues(p.T, method="holm", axis=0), holm.T)
-    assert np.array_equal(iv.adjust_pvalues(p, method="none"), p)
-    with_nan = iv.adjust_pvalues([0.01, np.nan, 0.02], method="holm")
+    assert np.allclose(iv.adjust_pvalues(pvalues=p, method="bonferroni"), np.minimum(1, 7 * p))
+    assert np.allclose(iv.adjust_pvalues(pvalues=p.T, method="holm", axis=0), holm.T)
+    assert np.array_equal(iv.adjust_pvalues(pvalues=p, method="none"), p)
+    with_nan = iv.adjust_pvalues(pvalues=[0.01, np.nan, 0.02], method="holm")
     assert np.isnan(with_nan[1]) and np.allclose(with_nan[[0, 2]], [0.02, 0.02])
 
 
