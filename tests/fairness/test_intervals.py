@@ -27,7 +27,12 @@ TWINS = np.array([69, 54, 43, 47, 78])
 
 
 def test_module_examples_run():
-    failed, attempted = doctest.testmod(iv, optionflags=doctest.NORMALIZE_WHITESPACE)
+    from pipelines.fairness import _binomial, _decide, _delong, _gaps, _resampling
+
+    attempted = failed = 0
+    for module in (_binomial, _decide, _delong, _gaps, _resampling):
+        f, a = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+        failed, attempted = failed + f, attempted + a
     assert attempted > 20 and failed == 0
 
 
