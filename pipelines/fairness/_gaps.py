@@ -10,7 +10,7 @@ from scipy import stats
 
 from pipelines.fairness._decide import DIRECTIONS, MSG_GROUPS, GateDecision, _alpha, _bound, _choice, _counts, _decide
 
-__all__ = ["difference_interval", "difference_pvalues", "gap_gate", "equalized_odds_gate"]
+__all__ = ["difference_interval", "difference_pvalues", "gap_gate", "equalized_odds_gate", "gap_interval"]
 
 
 # -- difference of two proportions (Miettinen-Nurminen score) ---------------------------------------------------
@@ -226,3 +226,18 @@ def equalized_odds_gate(*, tp, positives, fp, negatives, bound: float, direction
     """
     return _gap_decision([(tp, positives), (fp, negatives)], bound=bound, direction=direction, level=level,
                          intervals=intervals, names=("tpr", "fpr"))
+
+
+def gap_interval(*, components: Sequence[tuple[np.ndarray, np.ndarray]], level: float = 0.95) -> tuple[float, float]:
+    """The interval of a gap (max over components of max - min over groups) that :func:`gap_gate` decides with.
+
+    ``components``: per compared rate, the groups' ``(events, trials)`` (two components for
+    equalized odds). It does not depend on any bound.
+
+    >>> low, high = gap_interval(components=[([11, 8, 7, 5, 8], [38, 26, 23, 17, 25])])
+    >>> round(low, 3), round(high, 3)
+    (0.0, 0.294)
+    """
+    d = _gap_decision(list(components), bound=0.5, direction="max", level=level, intervals=True,
+                      names=tuple(f"component {i}" for i in range(len(components))))
+    return float(d.low[0]), float(d.high[0])
