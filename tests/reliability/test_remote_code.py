@@ -103,17 +103,27 @@ def _calls(tree: ast.AST, names: set[str]):
                 yield node
 
 
+def _loading_calls(tree: ast.AST):
+    """``from_pretrained`` / ``from_config`` calls, and ``pipeline(...)`` calls that name a model."""
+    yield from _calls(tree, {"from_pretrained", "from_config"})
+    for call in _calls(tree, {"pipeline"}):
+        if any(k.arg == "model" for k in call.keywords):
+            yield call
+
+
 def test_every_transformers_loading_call_passes_trust_remote_code_false():
-    """A static check of the whole package, GGUF conversion included; it fails on any new call without it."""
+    """A static check of the package and the benchmarks, GGUF conversion included; it fails on any new call
+    without it."""
     found, bad = 0, []
-    for path in sorted((REPO / "pipelines").rglob("*.py")):
+    files = sorted((REPO / "pipelines").rglob("*.py")) + sorted((REPO / "benchmarks").rglob("*.py"))
+    for path in files:
         tree = ast.parse(path.read_text(encoding="utf-8"))
-        for call in _calls(tree, {"from_pretrained", "from_config"}):
+        for call in _loading_calls(tree):
             found += 1
             flags = [k for k in call.keywords if k.arg == "trust_remote_code"]
             if not (flags and isinstance(flags[0].value, ast.Constant) and flags[0].value.value is False):
                 bad.append(f"{path.relative_to(REPO)}:{call.lineno}")
-    assert found >= 5  # tokenizer, model, GGUF tokenizer, GGUF model, from_config
+    assert found >= 10  # tokenizer, model, GGUF tokenizer, GGUF model, from_config; 5 in the benchmarks
     assert not bad, f"calls without trust_remote_code=False: {bad}"
 
 
