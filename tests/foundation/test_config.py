@@ -37,6 +37,10 @@ def test_top_level_typo(write_config):
     "raw, words",
     [
         ({"audit": {"name": "Bad Name"}}, ["audit.name", "must be a lowercase slug", "'Bad Name'"]),
+        # a trailing newline: `$` in a regex matches before it, so the check must use fullmatch
+        ({"audit": {"name": "x\n"}}, ["audit.name", "must be a lowercase slug", "'x\\n'"]),
+        ({"audit": {"name": "x"}, "variants": [{"name": "prod\n", "kind": "predictions", "column": "s"}]},
+         ["variants[0].name", "1-64 letters", "'prod\\n'"]),
         ({"audit": {"name": "x"}, "seed": -3}, ["seed", "greater than or equal to 0", "-3"]),
         ({"audit": {"name": "x"}, "data": {"split": {"eval_fraction": 1.5}}}, ["data.split.eval_fraction", "less than 1", "1.5"]),
         ({"audit": {"name": "x"}, "data": {"source": "file"}}, ["data.file", "required"]),

@@ -76,6 +76,7 @@ def test_a_small_alias_is_still_fine(sandbox):
         pytest.param("audit: [unclosed\n", ["not valid YAML"], id="syntax"),
         pytest.param("- just\n- a list\n", ["must be a YAML mapping"], id="not-a-mapping"),
         pytest.param("audit: {name: ../../etc}\n", ["audit.name", "slug"], id="hostile-audit-name"),
+        pytest.param('audit: {name: "demo\\n"}\n', ["audit.name", "slug"], id="audit-name-trailing-newline"),
         pytest.param("audit: !!python/object/apply:os.system ['touch pwned']\n", ["not valid YAML"],
                      id="python-tag"),
     ],

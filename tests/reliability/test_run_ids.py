@@ -15,6 +15,7 @@ HOSTILE_IDS = [
     pytest.param("..", id="dotdot"),
     pytest.param("a/b", id="nested"),
     pytest.param("a\nb", id="newline"),
+    pytest.param("ok\n", id="trailing-newline"),  # `$` in a regex matches before a final newline
     pytest.param(".hidden", id="leading-dot"),
     pytest.param("", id="empty"),
     pytest.param("x" * 129, id="too-long"),
