@@ -184,6 +184,13 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
         cfg = load_config(audit, overrides=_overrides(args))
         audit, runs_root = cfg.audit.name, cfg.runs_dir.parent
+    else:
+        from pipelines.config.audit import AUDIT_NAME_PATTERN
+        from pipelines.errors import ConfigError
+
+        if not AUDIT_NAME_PATTERN.fullmatch(audit):  # it names a folder under the runs folder: never a path
+            raise ConfigError(f"history: {audit!r} is neither an audit config file nor an audit name (a lowercase "
+                              "slug of letters, digits, '-' or '_', at most 64 characters), e.g. `history demo`.")
     runs = list_runs(runs_root or Path("reports/runs"), audit, limit=args.limit)
     if args.json:
         import json

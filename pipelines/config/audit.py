@@ -36,6 +36,7 @@ from pipelines.config.variants import DEFAULT_VARIANTS, ScoringConfig, VariantSp
 from pipelines.errors import ConfigError
 
 __all__ = [
+    "AUDIT_NAME_PATTERN",
     "AuditConfig",
     "AuditSection",
     "OutputConfig",
@@ -48,7 +49,8 @@ __all__ = [
 
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 
-_AUDIT_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")  # fullmatch: `$` would allow a final newline
+#: An audit name (a folder name under the runs folder); use with ``fullmatch`` (``$`` allows a final newline).
+AUDIT_NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 MSG_PACKAGE_NOT_FOUND = (
     "{where}: package `{package}` named in {spec!r} is not installed. "
@@ -80,7 +82,7 @@ class AuditSection(Section):
     @field_validator("name")
     @classmethod
     def _slug(cls, value: str) -> str:
-        if not _AUDIT_NAME.fullmatch(value):
+        if not AUDIT_NAME_PATTERN.fullmatch(value):
             raise ValueError(
                 "be a lowercase slug of letters, digits, '-' or '_' (at most 64 characters)"
             )

@@ -100,3 +100,21 @@ def test_a_duplicate_run_id_changes_neither_the_run_nor_the_history(sandbox, cli
         assert conn.execute("SELECT * FROM runs").fetchall() == rows
     assert sandbox.history.read_bytes() == db_bytes
     sandbox.assert_untouched()
+
+
+@pytest.mark.parametrize("audit", ["../../outside", "a/b", "rel\n"])
+def test_history_takes_an_audit_name_never_a_path(sandbox, cli, audit):
+    """`history ../../outside` used to read run folders from outside the runs folder (and list them)."""
+    import shutil
+
+    cfg = sandbox.write_config()
+    assert cli("run", cfg, "--run-id", "r1", "--no-progress", "-q")[0] == 1
+    shutil.copytree(sandbox.run_dir("r1"), sandbox.outside / "bait-run")  # a finished run, outside the runs folder
+    sandbox.history.unlink()  # `history` then rebuilds its rows from the run folders
+    sandbox.start()
+    code, out, err = cli("history", audit, "--runs-dir", sandbox.runs, "--json")
+    assert code == 2 and "bait-run" not in out
+    one_error(err, "history:", repr(audit), "neither an audit config file nor an audit name")
+    sandbox.assert_untouched()
+    code, out, _ = cli("history", "rel", "--runs-dir", sandbox.runs, "--json")
+    assert code == 0 and [r["run_id"] for r in json.loads(out)] == ["r1"]
