@@ -14,6 +14,8 @@ __all__ = ["read_table", "require_columns", "columns_of", "sniff_format", "check
            "shard_columns"]
 
 MSG_MISSING_FILE = "{path}: data file not found."
+MSG_NOT_A_FILE = ("{path}: a {kind}, not a data file; expected a regular CSV/Parquet/JSONL/TFRecord file "
+                  "(pipes and devices are never read: they could block or never end).")
 MSG_EMPTY = "{path}: data file is empty (expected a header and at least one row)."
 MSG_ENCODING = (
     "{path}: not valid {encoding} (byte 0x{byte:02x} at offset {offset}). "
@@ -92,6 +94,9 @@ def _file_encoding_error(path: Path, field: str) -> Callable[[str, UnicodeDecode
 
 def _check_file(path: Path) -> None:
     if not path.is_file():
+        if path.exists():
+            kind = "folder" if path.is_dir() else "pipe" if path.is_fifo() else "device or socket"
+            raise DataError(MSG_NOT_A_FILE.format(path=path, kind=kind))
         raise DataError(MSG_MISSING_FILE.format(path=path))
     if path.stat().st_size == 0:
         raise DataError(MSG_EMPTY.format(path=path))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -19,7 +20,8 @@ def _parquet_cut(path):
     return target
 
 
-@pytest.mark.parametrize("damage", ["truncated-parquet", "binary-garbage", "empty", "folder", "no-label-column"])
+@pytest.mark.parametrize("damage", ["truncated-parquet", "binary-garbage", "empty", "folder", "no-label-column",
+                                    "fifo", "device"])
 def test_broken_data_file(sandbox, cli, damage):
     data = sandbox.write_data()
     if damage == "truncated-parquet":
@@ -31,6 +33,12 @@ def test_broken_data_file(sandbox, cli, damage):
     elif damage == "folder":
         data.unlink()
         data.mkdir()
+    elif damage in ("fifo", "device"):  # reading either would block or never end
+        data.unlink()
+        if damage == "fifo":
+            os.mkfifo(data)
+        else:
+            data.symlink_to("/dev/zero")
     else:
         frame = pd.read_csv(data).drop(columns=["y"])
         frame.to_csv(data, index=False)
@@ -41,7 +49,9 @@ def test_broken_data_file(sandbox, cli, damage):
     sandbox.start()
     code, _, err = cli("run", cfg, "--run-id", "r1", "--no-progress", "-q")
     assert code == 2, err
-    one_error(err, data.name)
+    line = one_error(err, "/dev/zero" if damage == "device" else data.name)  # the config resolves links
+    if damage in ("folder", "fifo", "device"):
+        assert {"folder": "a folder", "fifo": "a pipe", "device": "a device"}[damage] in line, line
     run = sandbox.run_dir("r1")
     if (run / "manifest.json").exists():
         assert json.loads((run / "manifest.json").read_text())["status"] == "failed"
