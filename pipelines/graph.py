@@ -5,6 +5,7 @@
     load_data --> validate_data (TFDV)
         |--> counterfactuals
         |--> build_variants --> predict --> evaluate
+                                       |--> mitigate (per-group thresholds, when configured)
                                        \\--> export_wit (What-If Tool)
 
 After the run, :mod:`pipelines.report` renders the report from the finished manifest
@@ -23,12 +24,14 @@ from typing import Any, Mapping
 
 from pipelines.core.runner import Stage
 from pipelines.fairness import FAIL, INSUFFICIENT, PASS, verdict
+from pipelines.fairness.mitigation import mitigated_gate_statuses
 from pipelines.stages import (
     build_variants,
     counterfactuals,
     evaluate,
     export_wit,
     load_data,
+    mitigate,
     predict,
     validate_data,
 )
@@ -37,7 +40,7 @@ __all__ = ["STAGES", "VERDICTS", "EXIT_CODES", "EXIT_ERROR", "run_verdict", "dat
 
 #: Every stage, in run order (the runner skips those a config disables).
 STAGES: tuple[Stage, ...] = (load_data.SPEC, validate_data.SPEC, counterfactuals.SPEC, build_variants.SPEC,
-                             predict.SPEC, evaluate.SPEC, export_wit.SPEC)
+                             predict.SPEC, evaluate.SPEC, mitigate.SPEC, export_wit.SPEC)
 
 VERDICTS: tuple[str, ...] = (PASS, FAIL, INSUFFICIENT)
 
@@ -61,7 +64,10 @@ def run_verdict(outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     reasons: list[str] = []
     if isinstance(fairness, Mapping):
         statuses = [g["status"] for g in fairness.get("gates") or []]
+        statuses, judged = _mitigation_statuses(outputs, fairness, statuses)
         overall = verdict(statuses)
+        if judged:
+            reasons.append(judged)
         if statuses:
             reasons.append(f"fairness gates: {overall} ({len(statuses)} gate results)")
         else:
@@ -73,6 +79,17 @@ def run_verdict(outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         overall = FAIL
         reasons.append("data validation found anomalies or drift and `validation.block_on_anomalies` is set")
     return {"verdict": overall, "verdict_reasons": reasons}
+
+
+def _mitigation_statuses(outputs: Mapping[str, Mapping[str, Any]], fairness: Mapping[str, Any],
+                         statuses: list[str]) -> tuple[list[str], str | None]:
+    """The gate statuses the verdict rests on when `mitigation.verdict_on` says to gate the mitigated twins."""
+    mitigation = outputs.get("mitigate", {}).get("mitigation")
+    if not isinstance(mitigation, Mapping) or mitigation.get("verdict_on", "deployed") == "deployed":
+        return statuses, None
+    picked = mitigated_gate_statuses(mitigation, fairness.get("gates") or [])
+    return picked, (f"`mitigation.verdict_on: {mitigation['verdict_on']}`: the verdict judges the per-group-threshold "
+                    f"twins' gates{' and the deployed variants' if mitigation['verdict_on'] == 'both' else ''}")
 
 
 def data_fingerprint_of(outputs: Mapping[str, Mapping[str, Any]]) -> str | None:
