@@ -108,6 +108,10 @@ class _ScoreColumn:
         return {}
 
 
+#: Probabilities below this print as 0.000: the readable rule leaves such branches out (the numbers keep them).
+_SHOWN = 0.0005
+
+
 def _rule_text(p0: float, op0: Any, p1: float, op1: Any) -> str:
     def one(op: Any) -> str:
         t = float(op.threshold)
@@ -115,7 +119,7 @@ def _rule_text(p0: float, op0: Any, p1: float, op1: Any) -> str:
             return "everyone" if (t < 0) == (op.operator == ">") else "no one"
         return f"score {op.operator} {t:.4f}"
 
-    parts = [f"{one(op)} (p={p:.3f})" for p, op in ((p0, op0), (p1, op1)) if p > 1e-12]
+    parts = [f"{one(op)} (p={p:.3f})" for p, op in ((p0, op0), (p1, op1)) if p >= _SHOWN]
     return "; ".join(parts) if parts else "no one"
 
 
@@ -143,8 +147,8 @@ class ThresholdPolicy:
                 "p_ignore": float(r.get("p_ignore", 0.0)),
                 "prediction_constant": float(r["prediction_constant"]) if "prediction_constant" in r else None,
                 "rule": _rule_text(float(r.p0), r.operation0, float(r.p1), r.operation1)
-                + (f"; else with p={float(r.p_ignore):.3f} a coin with P(1)={float(r.prediction_constant):.3f}"
-                   if float(r.get("p_ignore", 0.0)) > 1e-12 else ""),
+                + (f"; overridden with p={float(r.p_ignore):.3f} by a coin with P(1)={float(r.prediction_constant):.3f}"
+                   if float(r.get("p_ignore", 0.0)) >= _SHOWN else ""),
             }
         return out
 

@@ -98,7 +98,9 @@ def test_html_shows_each_variants_gap_before_and_after_with_intervals(mitigated_
     _, summary, soup = mitigated_run
     section = soup.find("section", id="mitigation")
     assert section is not None
-    assert "Group-specific thresholds need the group at prediction time" in section.get_text()
+    caveat = " ".join(section.find(id="mitigation-caveat").get_text(" ").split())
+    assert "Per-group thresholds need each example's group at prediction time" in caveat
+    assert "disparate treatment" in caveat
     for v in ("finetuned", "rag"):
         table = section.find("table", class_="mitigation-summary", attrs={"data-variant": v})
         row = table.find("tr", attrs={"data-metric": "equalized_odds_difference"})

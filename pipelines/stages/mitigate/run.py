@@ -92,7 +92,7 @@ def mitigate(ctx: StageContext, *, audit_sample: pd.DataFrame, predictions: pd.D
 
     deployed_frames, twin_frames, pairs, sweep_rows = [], [], [], []
     per_variant: dict[str, Any] = {}
-    seconds = {"fit": 0.0}
+    seconds = {"fit": 0.0, "sweep": 0.0}
     for v in m.variants_for(cfg.variant_names()):
         t0 = time.perf_counter()
         twin = v + TWIN_SUFFIX_MITIGATED
@@ -125,8 +125,10 @@ def mitigate(ctx: StageContext, *, audit_sample: pd.DataFrame, predictions: pd.D
                                              "predicted_label": deployed["predicted_label"].astype(np.int64)
                                              .to_numpy()}))
         pairs.append((v, twin))
-        points = _points(v, policy, val_s, val_y, val_g, deployed, scores, groups, labels, m)
         seconds["fit"] += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        points = _points(v, policy, val_s, val_y, val_g, deployed, scores, groups, labels, m)
+        seconds["sweep"] += time.perf_counter() - t0
         for i, pt in enumerate(points):
             pt["variant"], pt["point"] = v, f"{v} #{i}"
         sweep_rows += points
@@ -147,7 +149,7 @@ def mitigate(ctx: StageContext, *, audit_sample: pd.DataFrame, predictions: pd.D
     seconds["evaluate"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     tradeoff = _tradeoff_table(sweep_rows, y=sample["label"].astype(np.int64).to_numpy(), groups=groups, ctx=ctx)
-    seconds["sweep"] = time.perf_counter() - t0
+    seconds["sweep"] += time.perf_counter() - t0
     seconds["total"] = time.perf_counter() - t_start
     skipped = [i for i, g in enumerate(ev.gates) if g.metric in NOT_REEVALUATED_METRICS]
     twins = {t for _, t in pairs}
