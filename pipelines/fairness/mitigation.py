@@ -264,14 +264,16 @@ def _rows_needed(counts: pd.DataFrame, n: int, *, min_group_size: int, min_class
     return text + "."
 
 
-def mitigation_gates(gates: Sequence[GateRule], *, variant: str, twin: str) -> tuple[tuple[GateRule, ...], list[int]]:
-    """The evaluation's gates for a variant and its twin: ``(rules, indices of gates not re-evaluated)``.
+def mitigation_gates(gates: Sequence[GateRule], *, variant: str, twin: str
+                     ) -> tuple[tuple[GateRule, ...], list[int], list[int]]:
+    """The evaluation's gates for a variant and its twin: ``(rules, their indices in gates, indices of gates
+    not re-evaluated)``.
 
     A gate naming the variant applies to the twin too; gates on other variants are left
     out; counterfactual and retrieval gates are not re-evaluated
     (:data:`NOT_REEVALUATED_METRICS`).
     """
-    kept, skipped = [], []
+    kept, index, skipped = [], [], []
     for i, g in enumerate(gates):
         if g.variants and variant not in g.variants:
             continue
@@ -279,7 +281,8 @@ def mitigation_gates(gates: Sequence[GateRule], *, variant: str, twin: str) -> t
             skipped.append(i)
             continue
         kept.append(g.model_copy(update={"variants": (variant, twin)}) if g.variants else g)
-    return tuple(kept), skipped
+        index.append(i)
+    return tuple(kept), index, skipped
 
 
 def evaluate_mitigation(*, audit_sample: pd.DataFrame, predictions: pd.DataFrame, pairs: Sequence[tuple[str, str]],
@@ -292,11 +295,15 @@ def evaluate_mitigation(*, audit_sample: pd.DataFrame, predictions: pd.DataFrame
     """
     results = []
     for variant, twin in pairs:
-        gates, _ = mitigation_gates(config.gates, variant=variant, twin=twin)
+        gates, index, _ = mitigation_gates(config.gates, variant=variant, twin=twin)
         cfg = config.model_copy(update={"baseline": variant, "gates": gates})
         rows = predictions[predictions["variant"].astype(str).isin([variant, twin])]
-        results.append(evaluate_fairness(audit_sample=audit_sample, predictions=rows, config=cfg,
-                                         data_features=data_features, seed=seed, variant_order=[variant, twin]))
+        result = evaluate_fairness(audit_sample=audit_sample, predictions=rows, config=cfg,
+                                   data_features=data_features, seed=seed, variant_order=[variant, twin])
+        # gate_index as in `evaluation.gates` (the evaluate stage's numbering), not in the filtered list
+        table = result.gate_results.copy()
+        table["gate_index"] = [index[int(i)] for i in table["gate_index"]]
+        results.append(dataclasses.replace(result, gate_results=table))
     return merge_results(results)
 
 

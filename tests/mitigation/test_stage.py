@@ -14,8 +14,8 @@ from pipelines.stages.mitigate import SPEC
 from pipelines.stages.mitigate.run import MITIGATION_ARTIFACTS, mitigate
 from tests.mitigation._synthetic import make_data
 
-GATES = [{"metric": "equalized_odds_difference", "bound": 0.3, "direction": "max"},
-         {"metric": "fpr", "bound": 0.5, "direction": "max", "variants": ["rag"]},
+GATES = [{"metric": "fpr", "bound": 0.5, "direction": "max", "variants": ["rag"]},
+         {"metric": "equalized_odds_difference", "bound": 0.3, "direction": "max"},
          {"metric": "flip_rate", "bound": 0.2, "direction": "max"}]
 
 
@@ -100,6 +100,11 @@ def test_gates_follow_their_variants_and_skip_counterfactual_gates(output):
     assert by["rag+thresholds"] == {"equalized_odds_difference <= 0.3", "fpr <= 0.5"}
     assert "flip_rate" not in set(gates["metric"])
     assert out["mitigation"]["skipped_gate_indices"] == [2]
+    # numbered as in `evaluation.gates` (finetuned's evaluation has only the second gate)
+    index = {(r["variant"], r["metric"]) for r in gates[["variant", "metric"]].to_dict("records")}
+    assert index >= {("finetuned", "equalized_odds_difference"), ("rag", "fpr")}
+    assert set(gates.loc[gates["metric"] == "equalized_odds_difference", "gate_index"]) == {1}
+    assert set(gates.loc[gates["metric"] == "fpr", "gate_index"]) == {0}
 
 
 def test_draws_are_seeded(data, tmp_path):
