@@ -41,7 +41,7 @@ import pandas as pd
 
 from pipelines.config.evaluation import COUNTERFACTUAL_METRICS, EXPOSURE_METRICS, EvaluationConfig, GateRule
 from pipelines.config.mitigation import OBJECTIVES
-from pipelines.fairness import FairnessResult, disparity_arrays, evaluate_fairness, verdict
+from pipelines.fairness import FairnessResult, counted, disparity_arrays, evaluate_fairness, verdict
 from pipelines.fairness._tradeoff import point_on, sweep
 
 __all__ = [
@@ -55,7 +55,7 @@ __all__ = [
     "point_estimates",
     "sweep",
     "point_on",
-    "mitigated_gate_statuses",
+    "mitigated_gate_records",
     "NOT_REEVALUATED_METRICS",
 ]
 
@@ -307,15 +307,17 @@ def evaluate_mitigation(*, audit_sample: pd.DataFrame, predictions: pd.DataFrame
     return merge_results(results)
 
 
-def point_estimates(*, labels: Mapping[str, np.ndarray], y: np.ndarray, groups: np.ndarray, disparity: str,
-                    min_group_size: int, min_class_count: int) -> dict[str, dict[str, float | None]]:
+def point_estimates(*, labels: Mapping[str, np.ndarray], y: np.ndarray, groups: np.ndarray, disparity: str
+                    ) -> dict[str, dict[str, float | None]]:
     """Overall accuracy, balanced accuracy and one disparity per rule: point estimates for the trade-off sweep.
 
-    The evaluation's own definitions, vectorized over many rules: a group below
-    ``min_group_size`` rows takes no part in a disparity, TPR/FNR need ``min_class_count``
-    positives and FPR that many negatives, and the disparity is the library's
-    :func:`~pipelines.fairness.disparity_arrays` (max - min over eligible groups). The
-    mitigate stage checks that the deployed and the chosen rule get the evaluation's values.
+    The evaluation's own definitions, vectorized over many rules: a rate takes part in a
+    disparity in every group where it has a trial (the selection rate in every group,
+    TPR/FNR where the group has positives, FPR where it has negatives; the evaluation
+    gives such rates exact intervals at any size), and the disparity is the library's
+    :func:`~pipelines.fairness.disparity_arrays` (max - min over those groups). The
+    mitigate stage's tests check that the deployed and the chosen rule get the evaluation's
+    values.
     """
     names = list(labels)
     P = np.stack([np.asarray(labels[k], dtype=np.float64) for k in names])  # (rules, rows)
@@ -327,13 +329,12 @@ def point_estimates(*, labels: Mapping[str, np.ndarray], y: np.ndarray, groups: 
         n, pos = float(m.sum()), float(y[m].sum())
         neg = n - pos
         tp, fp = P[:, m] @ y[m], P[:, m] @ (1 - y[m])
-        small = n < min_group_size
         nan = np.full(len(names), np.nan)
         with np.errstate(divide="ignore", invalid="ignore"):
-            values["selection_rate"].append(nan if small else (tp + fp) / n)
-            values["tpr"].append(nan if small or pos < min_class_count else tp / pos)
-            values["fnr"].append(nan if small or pos < min_class_count else 1 - tp / pos)
-            values["fpr"].append(nan if small or neg < min_class_count else fp / neg)
+            values["selection_rate"].append((tp + fp) / n)
+            values["tpr"].append(nan if pos == 0 else tp / pos)
+            values["fnr"].append(nan if pos == 0 else 1 - tp / pos)
+            values["fpr"].append(nan if neg == 0 else fp / neg)
     pos, neg = float(y.sum()), float((1 - y).sum())
     tp, fp = P @ y, P @ (1 - y)
     overall = {"selection_rate": (tp + fp) / len(y), "tpr": tp / pos, "fpr": fp / neg, "fnr": 1 - tp / pos}
@@ -360,25 +361,27 @@ def merge_results(results: Sequence[FairnessResult]) -> FairnessResult:
         elif isinstance(value, tuple):
             update[f.name] = tuple(dict.fromkeys(x for r in results for x in getattr(r, f.name)))
     merged = dataclasses.replace(first, **update)
-    return dataclasses.replace(merged, verdict=verdict(merged.gate_results["status"].tolist()))
+    gates = merged.gate_results.astype(object).where(merged.gate_results.notna(), None).to_dict("records")
+    return dataclasses.replace(merged, verdict=verdict(counted(gates)))
 
 
-def mitigated_gate_statuses(mitigation: Mapping[str, Any], deployed_gates: Sequence[Mapping[str, Any]]) -> list[str]:
-    """The gate statuses a run's verdict rests on, per ``mitigation["verdict_on"]``.
+def mitigated_gate_records(mitigation: Mapping[str, Any], deployed_gates: Sequence[Mapping[str, Any]]
+                           ) -> list[Mapping[str, Any]]:
+    """The gate results a run's verdict rests on, per ``mitigation["verdict_on"]``.
 
     ``deployed``: the deployed variants' gates; ``mitigated``: the twins' gates, plus the
     deployed gates that mitigation does not re-evaluate and those of variants it did not
-    mitigate; ``both``: all of them.
+    mitigate; ``both``: all of them. Callers combine them with
+    :func:`~pipelines.fairness.verdict` over :func:`~pipelines.fairness.counted`.
     """
-    deployed = [g["status"] for g in deployed_gates]
+    deployed = list(deployed_gates)
     on = mitigation.get("verdict_on", "deployed")
-    twins = [g["status"] for g in mitigation.get("twin_gates") or []]
+    twins = list(mitigation.get("twin_gates") or [])
     if on == "both":
         return deployed + twins
     if on == "mitigated":
         mitigated = set(mitigation.get("mitigated_variants") or [])
         skipped = {int(i) for i in mitigation.get("skipped_gate_indices") or []}
-        kept = [g["status"] for g in deployed_gates
-                if g["variant"] not in mitigated or int(g["gate_index"]) in skipped]
+        kept = [g for g in deployed if g["variant"] not in mitigated or int(g["gate_index"]) in skipped]
         return twins + kept
     return deployed

@@ -136,7 +136,7 @@ def tradeoff_chart(points: Sequence[Mapping[str, Any]], *, title: str, gap_label
 
     ``points``: tradeoff rows (``kind``, ``tolerance``, ``audit_accuracy``, ``audit_gap``); the relaxed
     rules are joined by a line in order of tolerance; the deployed rule is a square and fairlearn's
-    (chosen) rule a larger ring, with its bootstrap intervals in both directions from ``chosen``
+    (chosen) rule a larger ring, with its intervals (the evaluation's) in both directions from ``chosen``
     (``{"accuracy": est, "gap": est}``).
     """
     left, right, top, bottom = 48, 14, 24, 40

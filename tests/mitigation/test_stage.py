@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from pipelines.errors import DataError
-from pipelines.fairness import RESULT_ARTIFACTS, FairnessResult, evaluate_fairness
+from pipelines.fairness import RESULT_ARTIFACTS, FairnessResult, counted, evaluate_fairness, verdict
 from pipelines.graph import STAGES, run_verdict
 from pipelines.stages.mitigate import SPEC
 from pipelines.stages.mitigate.run import MITIGATION_ARTIFACTS, mitigate
@@ -178,7 +178,7 @@ def test_a_group_with_one_label_is_an_error(data, tmp_path):
 def test_verdict_stays_the_deployed_models_unless_configured(output):
     _, out = output
     deployed_gates = [g for g in out["fairness"]["gates"] if not g["variant"].endswith("+thresholds")]
-    fairness = {"gates": deployed_gates}
+    fairness = {"gates": deployed_gates, "verdict": verdict(counted(deployed_gates))}
     mitigation = out["mitigation"]
     deployed = run_verdict({"evaluate": {"fairness": fairness}, "mitigate": {"mitigation": mitigation}})
     assert deployed["verdict"] == "fail"  # the deployed models fail the equalized-odds gate

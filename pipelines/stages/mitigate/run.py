@@ -162,7 +162,8 @@ def mitigate(ctx: StageContext, *, audit_sample: pd.DataFrame, predictions: pd.D
         "verdict_on": m.verdict_on,
         "mitigated_variants": [v for v, _ in pairs],
         "variants": per_variant,
-        "twin_gates": [{k: g[k] for k in ("gate", "gate_index", "variant", "feature", "group", "status")}
+        "twin_gates": [{k: g[k] for k in ("gate", "gate_index", "variant", "metric", "feature", "group", "value",
+                                          "ci_low", "ci_high", "status", "reason", "optional")}
                        for g in result.estimates("gate_results") if g["variant"] in twins],
         "skipped_gate_indices": skipped,
         "skipped_gates": [{"gate": ev.gates[i].label, "metric": ev.gates[i].metric,
@@ -204,10 +205,9 @@ def _points(v, policy, val_s, val_y, val_g, deployed, scores, groups, labels, m)
 def _tradeoff_table(rows: list[dict[str, Any]], *, y: np.ndarray, groups: np.ndarray, ctx: StageContext
                     ) -> pd.DataFrame:
     """Every sweep point with its validation numbers and its audit-sample point estimates."""
-    m, ev = ctx.config.mitigation, ctx.config.evaluation
+    m = ctx.config.mitigation
     audit = point_estimates(labels={r["point"]: r["audit_labels"] for r in rows if r["audit_labels"] is not None},
-                            y=y, groups=groups, disparity=m.gap_metric, min_group_size=ev.min_group_size,
-                            min_class_count=ev.min_class_count)
+                            y=y, groups=groups, disparity=m.gap_metric)
     out = []
     for r in rows:
         a = audit.get(r["point"], {})
