@@ -286,12 +286,15 @@ def mitigation_gates(gates: Sequence[GateRule], *, variant: str, twin: str
 
 
 def evaluate_mitigation(*, audit_sample: pd.DataFrame, predictions: pd.DataFrame, pairs: Sequence[tuple[str, str]],
-                        config: EvaluationConfig, data_features: Sequence[str], seed: int) -> FairnessResult:
+                        config: EvaluationConfig, data_features: Sequence[str], seed: int,
+                        expected_groups: Mapping[str, Sequence[str]] | None = None) -> FairnessResult:
     """Evaluate each deployed variant with its mitigated twin, exactly as the evaluate stage does.
 
     One :func:`~pipelines.fairness.evaluate_fairness` call per ``(variant, twin)`` pair,
-    with ``baseline`` set to the variant (so the comparison is ``twin - variant``) and the
-    gates of :func:`mitigation_gates`; the results are merged with :func:`merge_results`.
+    with ``baseline`` set to the variant (so the comparison is ``twin - variant``), the
+    gates of :func:`mitigation_gates` and the evaluate stage's ``expected_groups`` (a
+    group the data has but the audit sample lacks makes its gates ``not_evaluable``); the
+    results are merged with :func:`merge_results`.
     """
     results = []
     for variant, twin in pairs:
@@ -299,7 +302,8 @@ def evaluate_mitigation(*, audit_sample: pd.DataFrame, predictions: pd.DataFrame
         cfg = config.model_copy(update={"baseline": variant, "gates": gates})
         rows = predictions[predictions["variant"].astype(str).isin([variant, twin])]
         result = evaluate_fairness(audit_sample=audit_sample, predictions=rows, config=cfg,
-                                   data_features=data_features, seed=seed, variant_order=[variant, twin])
+                                   data_features=data_features, seed=seed, variant_order=[variant, twin],
+                                   expected_groups=expected_groups)
         # gate_index as in `evaluation.gates` (the evaluate stage's numbering), not in the filtered list
         table = result.gate_results.copy()
         table["gate_index"] = [index[int(i)] for i in table["gate_index"]]

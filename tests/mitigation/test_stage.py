@@ -59,6 +59,31 @@ def test_deployed_numbers_are_the_evaluate_stages(output, data):
             pd.testing.assert_frame_equal(mine.reset_index(drop=True), theirs.reset_index(drop=True))
 
 
+def test_deployed_gates_are_the_evaluate_stages_with_the_datas_groups(data, tmp_path):
+    """The evaluate stage itself on the same inputs: every re-evaluated gate result of the deployed variants is
+    identical, including a group the data has but the audit sample lacks ('asian': not evaluable)."""
+    from pipelines.stages.evaluate.run import evaluate
+    from tests.mitigation._synthetic import AXIS, GROUPS
+    from tests.mitigation.conftest import mitigation_config, stage_context
+
+    summary = {"splits": {"all": {"features": {"group": {g: {} for g in (*GROUPS, "asian")},
+                                               "axis": {a: {} for a in set(AXIS.values())}}}}}
+    cfg = mitigation_config(tmp_path, evaluation={"gates": GATES})
+    ctx = stage_context(cfg, tmp_path)
+    out = _run(cfg, ctx, data, data_summary=summary)
+    theirs = evaluate(ctx, audit_sample=data["audit_sample"], twins=None, predictions=data["predictions"],
+                      twin_predictions=None, retrievals=None, data_summary=summary)["gate_results"]
+    theirs = theirs[theirs["metric"] != "flip_rate"]  # not re-evaluated (and without twins: not evaluable)
+    mine = out["gate_results"][~out["gate_results"]["variant"].str.endswith("+thresholds")]
+    keys = ["variant", "gate_index", "feature", "group"]
+    mine, theirs = (t.sort_values(keys, na_position="first").reset_index(drop=True) for t in (mine, theirs))
+    pd.testing.assert_frame_equal(mine, theirs, check_dtype=False)  # stacking pairs can make a column object
+    asian = mine[mine["group"] == "asian"]
+    assert len(asian) == 1 and asian["status"].tolist() == ["not_evaluable"]  # the rag fpr gate
+    twin_asian = out["gate_results"].query("variant == 'rag+thresholds' and group == 'asian'")
+    assert twin_asian["status"].tolist() == ["not_evaluable"]
+
+
 def test_twin_is_evaluated_with_intervals_and_paired_difference(output):
     _, out = output
     result = FairnessResult.from_artifacts({k: out[k] for k in RESULT_ARTIFACTS})

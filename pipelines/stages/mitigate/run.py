@@ -72,8 +72,13 @@ def _aligned(predictions: pd.DataFrame, variant: str, ids: pd.Series) -> pd.Data
 
 
 def mitigate(ctx: StageContext, *, audit_sample: pd.DataFrame, predictions: pd.DataFrame,
-             validation_predictions: pd.DataFrame, validation: pd.DataFrame | None = None) -> dict[str, Any]:
-    """Fit, apply and evaluate per-group thresholds for every configured variant; sweep the trade-off."""
+             validation_predictions: pd.DataFrame, validation: pd.DataFrame | None = None,
+             data_summary: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Fit, apply and evaluate per-group thresholds for every configured variant; sweep the trade-off.
+
+    ``data_summary`` (optional) names every group the data has, as the evaluate stage reads it:
+    a group the audit sample lacks makes its gates ``not_evaluable`` here too.
+    """
     t_start = time.perf_counter()
     cfg = ctx.config
     m, ev = cfg.mitigation, cfg.evaluation
@@ -144,8 +149,10 @@ def mitigate(ctx: StageContext, *, audit_sample: pd.DataFrame, predictions: pd.D
     t0 = time.perf_counter()
     both = pd.concat(deployed_frames + [f[["variant", "example_id", "score", "predicted_label"]] for f in twin_frames],
                      ignore_index=True)
+    features = ((data_summary or {}).get("splits", {}).get("all", {}).get("features")) or {}
     result = evaluate_mitigation(audit_sample=sample, predictions=both, pairs=pairs, config=ev,
-                                 data_features=data_features, seed=ctx.seed)
+                                 data_features=data_features, seed=ctx.seed,
+                                 expected_groups={f: sorted(g) for f, g in features.items()})
     seconds["evaluate"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     tradeoff = _tradeoff_table(sweep_rows, y=sample["label"].astype(np.int64).to_numpy(), groups=groups, ctx=ctx)
