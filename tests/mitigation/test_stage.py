@@ -213,6 +213,10 @@ def test_verdict_stays_the_deployed_models_unless_configured(output):
                          "mitigate": {"mitigation": {**mitigation, "verdict_on": "mitigated"}}})
     assert gated["verdict"] != "fail"
     assert any("verdict_on: mitigated" in r for r in gated["verdict_reasons"])
+    # the attention list follows the gates the verdict rests on: the deployed failure is not among them
+    assert any(line.startswith("FAIL: ") for line in deployed["verdict_attention"])
+    assert not any(line.startswith("FAIL: ") for line in gated["verdict_attention"])
+    assert all("+thresholds" in line for line in gated["verdict_attention"])
     both = run_verdict({"evaluate": {"fairness": fairness},
                         "mitigate": {"mitigation": {**mitigation, "verdict_on": "both"}}})
     assert both["verdict"] == "fail"
