@@ -5,6 +5,7 @@
     load_data --> validate_data (TFDV)
         |--> counterfactuals
         |--> build_variants --> predict --> evaluate
+                                       |--> mitigate (per-group thresholds, when configured)
                                        \\--> export_wit (What-If Tool)
 
 After the run, :mod:`pipelines.report` renders the report from the finished manifest
@@ -23,13 +24,15 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from pipelines.core.runner import Stage
-from pipelines.fairness import FAIL, GATE_STATUSES, INSUFFICIENT, NOT_EVALUABLE, PASS, describe_gate
+from pipelines.fairness import FAIL, GATE_STATUSES, INSUFFICIENT, NOT_EVALUABLE, PASS, counted, describe_gate, verdict
+from pipelines.fairness.mitigation import mitigated_gate_records
 from pipelines.stages import (
     build_variants,
     counterfactuals,
     evaluate,
     export_wit,
     load_data,
+    mitigate,
     predict,
     validate_data,
 )
@@ -38,7 +41,7 @@ __all__ = ["STAGES", "VERDICTS", "EXIT_CODES", "EXIT_ERROR", "run_verdict", "dat
 
 #: Every stage, in run order (the runner skips those a config disables).
 STAGES: tuple[Stage, ...] = (load_data.SPEC, validate_data.SPEC, counterfactuals.SPEC, build_variants.SPEC,
-                             predict.SPEC, evaluate.SPEC, export_wit.SPEC)
+                             predict.SPEC, evaluate.SPEC, mitigate.SPEC, export_wit.SPEC)
 
 VERDICTS: tuple[str, ...] = (PASS, FAIL, INSUFFICIENT)
 
@@ -70,7 +73,10 @@ def run_verdict(outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     attention: list[str] = []
     if isinstance(fairness, Mapping):
         overall = fairness["verdict"]
-        gates = fairness.get("gates") or []
+        gates, judged = _mitigation_gates(outputs, fairness.get("gates") or [])
+        if judged:
+            overall = verdict(counted(gates))
+            reasons.append(judged)
         attention = _attention(gates)
         if gates:
             tally = {s: sum(g["status"] == s for g in gates) for s in GATE_STATUSES}
@@ -97,6 +103,17 @@ def _attention(gates: list[Mapping[str, Any]]) -> list[str]:
         reason = f" -- {g['reason']}" if g.get("reason") else ""
         lines.append(f"{status}: {g['variant']} {describe_gate(g)}{reason}{optional}")
     return lines
+
+
+def _mitigation_gates(outputs: Mapping[str, Mapping[str, Any]], gates: list[Mapping[str, Any]]
+                      ) -> tuple[list[Mapping[str, Any]], str | None]:
+    """The gate results the verdict rests on when `mitigation.verdict_on` says to gate the mitigated twins."""
+    mitigation = outputs.get("mitigate", {}).get("mitigation")
+    if not isinstance(mitigation, Mapping) or mitigation.get("verdict_on", "deployed") == "deployed":
+        return gates, None
+    picked = mitigated_gate_records(mitigation, gates)
+    return picked, (f"`mitigation.verdict_on: {mitigation['verdict_on']}`: the verdict judges the per-group-threshold "
+                    f"twins' gates{' and the deployed variants' if mitigation['verdict_on'] == 'both' else ''}")
 
 
 def data_fingerprint_of(outputs: Mapping[str, Mapping[str, Any]]) -> str | None:

@@ -27,6 +27,7 @@ STAGE_ARTIFACTS: dict[str, tuple[str, ...]] = {
     "build_variants": ("variants",),
     "predict": ("predictions", "twin_predictions", "thresholds", "performance"),
     "evaluate": RESULT_ARTIFACTS,
+    "mitigate": (*RESULT_ARTIFACTS, "mitigation", "tradeoff"),
 }
 
 

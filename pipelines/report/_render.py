@@ -170,6 +170,18 @@ def _trend_charts(summary: Mapping[str, Any]) -> list[Markup]:
     return charts
 
 
+def _mitigation_charts(mitigation: Mapping[str, Any] | None) -> dict[str, Markup]:
+    """One trade-off chart per mitigated variant (accuracy against the constrained gap)."""
+    from pipelines.report._mitigation import tradeoff_chart
+
+    if not mitigation:
+        return {}
+    gap = str(mitigation["settings"]["gap_metric"]).replace("_", " ")
+    return {name: tradeoff_chart(v["tradeoff"], title=f"{name}: accuracy vs {gap}", gap_label=gap,
+                                 chosen={"gap": v["gap"]["after"], "accuracy": v["accuracy_cost"]["after"]})
+            for name, v in (mitigation.get("variants") or {}).items()}
+
+
 SPLIT_ORDER = ("all", "train", "validation", "eval", "serving")
 
 
@@ -217,5 +229,6 @@ def render_html(summary: Mapping[str, Any]) -> str:
         palette=_svg.PALETTE,
         representation=_representation_charts(summary.get("data")),
         trend_charts=_trend_charts(summary),
+        mitigation_charts=_mitigation_charts(summary.get("mitigation")),
         config_json=config_json,
     )

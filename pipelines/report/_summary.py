@@ -15,6 +15,7 @@ from typing import Any, Mapping, Sequence
 from pipelines.core.artifacts import to_jsonable
 from pipelines.fairness import FAIL, INSUFFICIENT, NOT_EVALUABLE, PASS, FairnessResult, describe_gate
 from pipelines.report._inputs import RunInputs
+from pipelines.report._mitigation import mitigation_section
 from pipelines.report._sections import data_section, examples_section, provenance_section, trend_section
 
 __all__ = [
@@ -36,6 +37,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("data", "Data"),
     ("variants", "Variants"),
     ("comparison", "Side by side"),
+    ("mitigation", "Mitigation"),
     ("examples", "Examples"),
     ("provenance", "Provenance"),
     ("trend", "Trend"),
@@ -314,6 +316,7 @@ def build_summary(inputs: RunInputs) -> dict[str, Any]:
         "variants": sections,
         "key_metrics": key_metrics,
         "comparisons": comparisons,
+        "mitigation": mitigation_section(inputs, missing),
         "examples": examples_section(inputs, variant_names=names, feature=features[0] if features else None,
                                      top=cfg.report.top_examples),
         "provenance": provenance_section(inputs),

@@ -33,8 +33,9 @@ def test_import_pipelines_explore_stays_light():
 def test_stage_spec_wires_the_contract_inputs():
     assert EXPORT_WIT_STAGE.name == "export_wit"
     assert EXPORT_WIT_STAGE.inputs == {"audit_sample": "load_data.audit_sample", "predictions": "predict.predictions",
-                                       "variants": "build_variants.variants"}
-    assert EXPORT_WIT_STAGE.optional_inputs == ("variants",)
+                                       "variants": "build_variants.variants",
+                                       "mitigated_predictions": "mitigate.mitigated_predictions"}
+    assert EXPORT_WIT_STAGE.optional_inputs == ("variants", "mitigated_predictions")
 
 
 def test_round_trip_matches_the_predictions_table(tiny_run):

@@ -5,7 +5,10 @@ One ``tf.Example`` per audit-sample row, in the audit sample's order, with
 * ``example_id`` and ``text`` (bytes), ``label`` (int64, the target feature);
 * the sensitive features (bytes), e.g. ``group`` and ``axis``;
 * derived features ``n_chars`` and ``n_tokens`` (int64);
-* per variant ``score_<variant>`` (float, P(positive)) and ``predicted_label_<variant>`` (int64).
+* per variant ``score_<variant>`` (float, P(positive)) and ``predicted_label_<variant>`` (int64);
+* when the mitigate stage ran, per mitigated variant ``mitigated_label_<variant>`` (int64, the decision
+  with fairlearn's per-group thresholds) and ``mitigated_probability_<variant>`` (float, that rule's
+  probability of a 1).
 
 A small JSON (``wit_export``) describes it: the TFRecord's path relative to the
 run directory, the target feature and label vocabulary, the variant names, the
@@ -40,6 +43,9 @@ __all__ = [
     "DERIVED_FEATURES",
     "score_feature",
     "label_feature",
+    "mitigated_label_feature",
+    "mitigated_probability_feature",
+    "add_mitigated",
 ]
 
 STAGE_NAME = "export_wit"
@@ -73,6 +79,40 @@ def score_feature(variant: str) -> str:
 
 def label_feature(variant: str) -> str:
     return f"predicted_label_{variant}"
+
+
+def mitigated_label_feature(variant: str) -> str:
+    return f"mitigated_label_{variant}"
+
+
+def mitigated_probability_feature(variant: str) -> str:
+    return f"mitigated_probability_{variant}"
+
+
+MITIGATED_COLUMNS = ("source_variant", "example_id", "predicted_label", "positive_probability")
+
+
+def add_mitigated(table, mitigated) -> dict[str, dict[str, str]]:
+    """Add the mitigate stage's decisions to a :func:`wit_table` table, one pair of columns per variant;
+    return ``{variant: {"predicted_label": column, "positive_probability": column, "twin": name}}``."""
+    import numpy as np
+
+    _require("mitigated_predictions", mitigated, MITIGATED_COLUMNS)
+    out = {}
+    for v, part in mitigated.groupby(mitigated["source_variant"].astype(str), sort=False):
+        part = part.assign(example_id=part["example_id"].astype(str)).drop_duplicates("example_id")
+        part = part.set_index("example_id")
+        missing = [e for e in table[ID_FEATURE] if e not in part.index]
+        if missing:
+            raise DataError(f"input `mitigated_predictions`: variant {v!r} has no mitigated decision for "
+                            f"{len(missing)} audit example(s) (e.g. {missing[:3]}).")
+        part = part.loc[table[ID_FEATURE]]
+        table[mitigated_label_feature(v)] = part["predicted_label"].astype(np.int64).to_numpy()
+        table[mitigated_probability_feature(v)] = part["positive_probability"].astype(np.float64).to_numpy()
+        out[v] = {"predicted_label": mitigated_label_feature(v),
+                  "positive_probability": mitigated_probability_feature(v),
+                  "twin": str(part["variant"].iloc[0]) if "variant" in part.columns else None}
+    return out
 
 
 def _require(table: str, frame, columns: Sequence[str]) -> None:
@@ -259,10 +299,12 @@ def _models(variants_built: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def export_wit(ctx: StageContext, *, audit_sample, predictions, variants: Mapping[str, Any] | None = None,
-                     ) -> dict[str, Any]:
-    """Write the audit sample with every variant's predictions as a TFRecord, and describe it."""
+               mitigated_predictions=None) -> dict[str, Any]:
+    """Write the audit sample with every variant's predictions (and mitigated decisions, when the mitigate stage
+    ran) as a TFRecord, and describe it."""
     features = tuple(ctx.config.data.sensitive_features)
     table, names = wit_table(audit_sample=audit_sample, predictions=predictions, sensitive_features=features)
+    mitigated = add_mitigated(table, mitigated_predictions) if mitigated_predictions is not None else {}
     thresholds = {}
     if "threshold" in predictions.columns:
         for v, part in predictions.groupby(predictions["variant"].astype(str), sort=False):
@@ -274,5 +316,6 @@ def export_wit(ctx: StageContext, *, audit_sample, predictions, variants: Mappin
         table=table, variants=names, sensitive_features=features, run_id=ctx.run_id,
         examples_path=f"{STAGE_NAME}/{EXAMPLES_ARTIFACT}.tfrecord", thresholds=thresholds,
         models=_models(variants), feature_types=types)
+    description["mitigated_features"] = mitigated
     ctx.log.info("What-If Tool export: %d examples, variants %s", written, ", ".join(names))
     return {EXAMPLES_ARTIFACT: path, DESCRIPTION_ARTIFACT: description}

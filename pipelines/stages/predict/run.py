@@ -32,7 +32,8 @@ from pipelines.variants import (
     variant_kind,
 )
 
-__all__ = ["predict", "PREDICTION_COLUMNS", "TWIN_PREDICTION_COLUMNS", "RETRIEVAL_COLUMNS"]
+__all__ = ["predict", "PREDICTION_COLUMNS", "TWIN_PREDICTION_COLUMNS", "RETRIEVAL_COLUMNS",
+           "VALIDATION_PREDICTION_COLUMNS"]
 
 TWIN_COLUMNS = ("twin_id", "example_id", "text")
 SAMPLE_COLUMNS = ("example_id", "text", "label")
@@ -40,6 +41,8 @@ PREDICTION_COLUMNS = ("variant", "example_id", "score", "predicted_label", "thre
 TWIN_PREDICTION_COLUMNS = ("variant", "mode", "twin_id", "example_id", "score", "predicted_label", "truncated",
                            "raw_score")
 RETRIEVAL_COLUMNS = ("variant", "example_id", "rank", "doc_id", "similarity", "doc_group", "doc_label")
+#: The validation sample's scores (the sensitive features follow these columns).
+VALIDATION_PREDICTION_COLUMNS = ("variant", "example_id", "label", "raw_score", "score", "predicted_label")
 
 
 def _require(df: pd.DataFrame | None, columns: tuple[str, ...], *, artifact: str) -> pd.DataFrame:
@@ -97,7 +100,7 @@ def predict(ctx: StageContext, *, audit_sample: pd.DataFrame, twins: pd.DataFram
     val_labels = request.validation["label"].astype(int).to_numpy()
     audit_ids = request.audit["example_id"].astype(str).tolist()
 
-    pred_frames, twin_frames, retrieval_rows = [], [], []
+    pred_frames, twin_frames, val_frames, retrieval_rows = [], [], [], []
     thresholds: dict[str, Any] = {}
     performance: dict[str, Any] = {}
     for i, spec in enumerate(cfg.variants):
@@ -127,6 +130,8 @@ def predict(ctx: StageContext, *, audit_sample: pd.DataFrame, twins: pd.DataFram
         for column, values in kind.columns(sets.audit).items():
             frame[column] = values
         pred_frames.append(frame)
+        val_frames.append(_validation_frame(spec.name, request.validation, sets.validation.scores, cal, t,
+                                            features=cfg.data.sensitive_features))
         retrieval_rows += kind.retrievals(built, audit_ids, sets.audit)
         for mode, twin_scores in sets.twins.items():
             rows = request.twins.iloc[twin_scores.rows]
@@ -155,7 +160,26 @@ def predict(ctx: StageContext, *, audit_sample: pd.DataFrame, twins: pd.DataFram
                      timing["audit"]["examples_per_s"] or 0)
     return {"predictions": _concat(pred_frames, PREDICTION_COLUMNS),
             "twin_predictions": _concat(twin_frames, TWIN_PREDICTION_COLUMNS),
-            "retrievals": _retrievals(retrieval_rows), "thresholds": thresholds, "performance": performance}
+            "retrievals": _retrievals(retrieval_rows), "thresholds": thresholds, "performance": performance,
+            "validation_predictions": _concat(val_frames, VALIDATION_PREDICTION_COLUMNS)}
+
+
+def _validation_frame(name: str, validation: pd.DataFrame, raw: np.ndarray, cal: Any, threshold: float, *,
+                      features: tuple[str, ...]) -> pd.DataFrame:
+    """The validation sample's scores, in-sample: the calibration and threshold were fitted on these rows."""
+    score = cal(raw)
+    frame = pd.DataFrame({
+        "variant": name,
+        "example_id": validation["example_id"].astype(str).to_numpy(),
+        "label": validation["label"].astype(np.int64).to_numpy(),
+        "raw_score": np.asarray(raw, dtype=np.float64),
+        "score": np.asarray(score, dtype=np.float64),
+        "predicted_label": (score >= threshold).astype(np.int64),
+    })
+    for f in features:
+        if f in validation.columns:
+            frame[f] = validation[f].to_numpy()
+    return frame
 
 
 def _concat(frames: list[pd.DataFrame], columns: tuple[str, ...]) -> pd.DataFrame:

@@ -12,9 +12,9 @@ SPEC = Stage(
     inputs={"audit_sample": "load_data.audit_sample", "twins": "counterfactuals.twins",
             "validation": "load_data.validation", "variants": "build_variants.variants"},
     optional_inputs=("twins",),
-    outputs=("predictions", "twin_predictions", "retrievals", "thresholds", "performance"),
+    outputs=("predictions", "twin_predictions", "retrievals", "thresholds", "performance", "validation_predictions"),
     # `beam` is not part of the key: the same inputs give the same predictions on any runner
     config_sections=("variants", "scoring", "data"),
-    version="4",
+    version="5",
     enabled=lambda cfg: bool(cfg.variants),
 )
