@@ -44,14 +44,23 @@ def _config(write_config, folder, pattern="part-*.csv", **data_extra):
     }))
 
 
-def _expected(frame: pd.DataFrame) -> pd.DataFrame:
-    """The same normalization, independently, in pandas."""
+def _expected(frame: pd.DataFrame, *, key: str = "id") -> pd.DataFrame:
+    """The same normalization, independently, in pandas: one row per normalized text (here: the text with its
+    whitespace collapsed, the texts hold nothing else to normalize), the smallest id kept, across groups."""
+    from tests.foundation.test_data import _independent_normal_form
+
     kept = frame[frame["y"].isin(["0", "1"])].copy()
     kept["text"] = kept["comment"].str.strip()
-    kept = kept.sort_values("id").drop_duplicates(subset=["text", "grp"], keep="first")
-    kept["split"] = [split_of(i, seed=5, eval_fraction=0.3, validation_fraction=0.1) for i in kept["id"]]
-    kept["label"] = kept["y"].astype(int)
-    return kept
+    kept["norm"] = kept["text"].map(_independent_normal_form)
+    first = kept.sort_values("id").drop_duplicates(subset=["norm"], keep="first")
+    kept["same_group"] = kept["norm"].map(dict(zip(first["norm"], first["grp"]))) == kept["grp"]
+    kept.attrs["removed_in_group"] = int((~kept["id"].isin(first["id"]) & kept["same_group"]).sum())
+    kept.attrs["removed_across"] = int((~kept["id"].isin(first["id"]) & ~kept["same_group"]).sum())
+    first = first.copy()
+    first.attrs.update(kept.attrs)
+    first["split"] = [split_of(str(i), seed=5, eval_fraction=0.3, validation_fraction=0.1) for i in first[key]]
+    first["label"] = first["y"].astype(int)
+    return first
 
 
 def test_beam_data_stage_counts_and_statistics(shards, write_config):
@@ -63,7 +72,10 @@ def test_beam_data_stage_counts_and_statistics(shards, write_config):
     removed = data["removed_rows"]
     assert removed["by_reason"]["label_missing"] == (frame["y"] == "").sum()
     assert removed["by_reason"]["label_out_of_domain"] == (frame["y"] == "maybe").sum()
-    assert removed["by_reason"]["duplicate_text_in_group"] == frame["y"].isin(["0", "1"]).sum() - len(expected)
+    assert removed["by_reason"]["duplicate_text_in_group"] == expected.attrs["removed_in_group"]
+    assert removed["by_reason"]["duplicate_text_across_groups"] == expected.attrs["removed_across"]
+    assert expected.attrs["removed_in_group"] + expected.attrs["removed_across"] == (
+        frame["y"].isin(["0", "1"]).sum() - len(expected))
     assert removed["kept"] == len(expected) and removed["rows_read"] == N
     summary = data["data_summary"]
     for split in ("train", "validation", "eval"):
