@@ -72,6 +72,9 @@ def run_verdict(outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     if validation.get("block_on_anomalies") and not validation.get("blessed", True):
         overall = FAIL
         reasons.append("data validation found anomalies or drift and `validation.block_on_anomalies` is set")
+    for reason in validation.get("blocking") or []:  # e.g. texts shared between splits (validation.leakage)
+        overall = FAIL
+        reasons.append(reason)
     return {"verdict": overall, "verdict_reasons": reasons}
 
 
