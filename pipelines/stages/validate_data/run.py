@@ -34,6 +34,7 @@ __all__ = [
     "validate_data",
     "schema_fingerprint",
     "knowledge_bases",
+    "validation_preflight",
     "INFERRED_SCHEMA_FILE",
 ]
 
@@ -321,3 +322,47 @@ def leakage_settings(cfg: AuditConfig) -> dict[str, Any]:
     """The parts of other sections the stage reads (they key its cache): the knowledge bases' columns."""
     return {"knowledge_bases": [{"variant": name, **kb.model_dump(mode="json")} for name, kb in knowledge_bases(cfg)
                                 if kb.path]}
+
+
+def validation_preflight(cfg: AuditConfig) -> list[Exception]:
+    """What can be checked before running: the curated schema parses, the serving file and each knowledge-base
+    file exist and have their columns (no TFDV import: the schema is parsed as a text proto)."""
+    from google.protobuf import text_format
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    from pipelines.core.tables import require_columns, shard_columns, sniff_format
+
+    problems: list[Exception] = []
+    schema_path = cfg.resolve(cfg.validation.schema_path)
+    if schema_path is not None and schema_path.is_file():
+        try:
+            text_format.Parse(schema_path.read_text(encoding="utf-8"), schema_pb2.Schema())
+        except (text_format.ParseError, UnicodeDecodeError) as exc:
+            problems.append(ConfigError(f"{schema_path}: `validation.schema` is not a valid TFDV schema (text proto): "
+                                        f"{exc}"))
+    elif schema_path is not None and cfg.validation.on_missing_schema == "error":
+        problems.append(ConfigError(f"{schema_path}: `validation.schema` file not found (on_missing_schema is "
+                                    "'error'; set it to 'infer' to infer one from train on this run)."))
+    serving = cfg.resolve(cfg.validation.serving_path)
+    if serving is not None and cfg.data.file is not None:
+        from pipelines.stages.load_data.sources import column_roles
+
+        src = cfg.data.file
+        try:
+            require_columns(shard_columns(serving, fmt=sniff_format(serving, src.format), encoding=src.encoding,
+                                          encoding_fallback=src.encoding_fallback), serving, column_roles(src))
+        except DataError as exc:
+            problems.append(DataError(f"`validation.serving`: {exc}"))
+    if cfg.validation.leakage.check:
+        for name, kb in knowledge_bases(cfg):
+            if kb.path is None:
+                continue
+            path = cfg.resolve(kb.path)
+            try:
+                fmt = kb.format or sniff_format(path, None)
+                require_columns(shard_columns(path, fmt=fmt), path,
+                                {kb.text_column: f"text of the knowledge base of variant {name!r} "
+                                                 "(variants[*].knowledge_base.text_column)"})
+            except DataError as exc:
+                problems.append(DataError(f"knowledge base of variant {name!r}: {exc}"))
+    return problems

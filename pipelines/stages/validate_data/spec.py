@@ -1,7 +1,7 @@
 """The ``validate_data`` stage spec: the splits in; statistics, schema, anomalies and their summary out."""
 
 from pipelines.core.runner import Stage
-from pipelines.stages.validate_data.run import leakage_settings, schema_fingerprint, validate_data
+from pipelines.stages.validate_data.run import leakage_settings, schema_fingerprint, validate_data, validation_preflight
 
 __all__ = ["SPEC"]
 
@@ -19,4 +19,5 @@ SPEC = Stage(
     config_values=leakage_settings,
     version="2",
     external_inputs=schema_fingerprint,
+    preflight=validation_preflight,
 )
