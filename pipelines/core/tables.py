@@ -11,7 +11,7 @@ from pipelines.config import did_you_mean
 from pipelines.errors import DataError
 
 __all__ = ["read_table", "require_columns", "columns_of", "sniff_format", "check_encoding", "iter_tfrecord_examples",
-           "shard_columns", "check_text_values"]
+           "shard_columns", "check_text_values", "csv_options", "file_has_nul"]
 
 MSG_MISSING_FILE = "{path}: data file not found."
 MSG_EMPTY = "{path}: data file is empty (expected a header and at least one row)."
@@ -210,7 +210,7 @@ def read_table(
 
     try:
         if fmt == "csv":
-            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, **csv_options("\x00" in text))
         else:
             frame = pd.read_json(io.StringIO(text), lines=True, dtype=False)
     except Exception as exc:
@@ -219,6 +219,24 @@ def read_table(
         raise DataError(MSG_EMPTY.format(path=path))
     check_text_values(frame, path, text_columns)
     return frame, used
+
+
+def csv_options(has_nul: bool) -> dict:
+    """``pd.read_csv`` options that keep every character: pandas' C parser cuts a field at a NUL byte, so a file
+    holding one is read by the Python parser, with the csv module's field limit (131,072 characters) lifted."""
+    if not has_nul:
+        return {}
+    import csv
+    import sys
+
+    csv.field_size_limit(sys.maxsize)
+    return {"engine": "python"}
+
+
+def file_has_nul(path: Path, *, block_size: int = 1 << 20) -> bool:
+    """Whether a file holds a NUL byte (read block by block)."""
+    with open(path, "rb") as fh:
+        return any(b"\x00" in block for block in iter(lambda: fh.read(block_size), b""))
 
 
 def check_text_values(frame: pd.DataFrame, path: Path | str, text_columns: Sequence[str], *,

@@ -140,3 +140,24 @@ def test_a_missing_column_is_reported_before_the_beam_pass(shards, write_config)
     frame.drop(columns="grp").to_csv(folder / "part-9.csv", index=False)
     with pytest.raises(DataError, match=r"part-9.csv: column 'grp' \(sensitive feature.*Columns found: id, comment, y"):
         run_audit(_config(write_config, folder), [LOAD_DATA_STAGE], run_id="r", started_at="t")
+
+
+def test_group_by_on_beam_keeps_pairs_together_and_dedupes_across_groups(tmp_path, write_config):
+    """Minimal pairs on the Beam path: the split hashes the pair id; a text repeated in another group (or with other
+    punctuation) is removed once, before the split."""
+    from tests.foundation.test_leakage import minimal_pairs
+
+    frame = minimal_pairs(90).rename(columns={"text": "comment"})
+    dup = frame.iloc[[0]].assign(id="zz-dup", pair="other", grp="disability", comment=frame.iloc[0]["comment"].upper())
+    frame = pd.concat([frame, dup], ignore_index=True)
+    (tmp_path / "shards").mkdir()
+    for i, part in enumerate(np.array_split(frame, 2)):
+        part.to_csv(tmp_path / "shards" / f"part-{i}.csv", index=False)
+    cfg = _config(write_config, tmp_path / "shards", split={"group_by": "pair"})
+    out = run_audit(cfg, [LOAD_DATA_STAGE], run_id="r", started_at="t").outputs["load_data"]
+    rows = pd.concat(pd.read_parquet(p) for p in out["splits"].glob("*.parquet"))
+    assert len(rows) == 180 and "zz-dup" not in set(rows["example_id"])  # the smallest id is kept
+    assert (rows.groupby("pair")["split"].nunique() == 1).all()
+    expected = {p: split_of(p, seed=5, eval_fraction=0.3, validation_fraction=0.1) for p in rows["pair"]}
+    assert (rows["split"] == rows["pair"].map(expected)).all()
+    assert out["removed_rows"]["by_reason"]["duplicate_text_across_groups"] == 1

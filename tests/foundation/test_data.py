@@ -266,3 +266,25 @@ def test_sharded_files_are_read_as_one_table(tmp_path, small_csv):
     assert sorted(loaded.table["example_id"]) == sorted(frame["id"].astype(str))
     with pytest.raises(DataError, match="no data files match"):
         load_file(tmp_path / "nothing-*.csv", source=cfg.data.file)
+
+
+@pytest.mark.parametrize("fmt", ["tfrecord", "parquet", "jsonl"])
+def test_a_text_column_holding_numbers_is_a_data_error_naming_file_and_row(tmp_path, fmt):
+    from pipelines.config.data import FileSource
+
+    rows = [{"id": "a", "comment": "fine text", "y": 0, "grp": "a"}, {"id": "b", "comment": 80, "y": 1, "grp": "b"}]
+    path = tmp_path / f"d.{fmt}"
+    if fmt == "tfrecord":
+        write_tfrecord(path, rows)
+    elif fmt == "parquet":
+        pd.DataFrame(rows).assign(comment=[1.5, 80.25]).to_parquet(path)  # a float column
+    else:
+        pd.DataFrame(rows).to_json(path, orient="records", lines=True)
+    source = FileSource(path=str(path), text_column="comment", label_column="y", id_column="id",
+                        sensitive_columns=("grp",))
+    with pytest.raises(DataError) as err:
+        load_file(path, source=source)
+    msg = str(err.value)
+    assert str(path) in msg and "'comment'" in msg and "must hold text" in msg
+    expected = {"tfrecord": "record 1: feature 'comment'", "parquet": "row 1", "jsonl": "row 2"}[fmt]
+    assert expected in msg, msg

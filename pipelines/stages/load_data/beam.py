@@ -82,7 +82,10 @@ def _read_shard(path: str, *, fmt: str, encoding: str, encoding_fallback: str | 
         return
     # CSV / JSONL: find the encoding block by block, then stream the records in chunks.
     used = check_encoding(Path(path), encoding=encoding, encoding_fallback=encoding_fallback)
-    reader = (pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=chunk_rows, encoding=used)
+    from pipelines.core.tables import csv_options, file_has_nul
+
+    reader = (pd.read_csv(path, dtype=str, keep_default_na=False, chunksize=chunk_rows, encoding=used,
+                          **csv_options(file_has_nul(Path(path))))
               if fmt == "csv" else pd.read_json(path, lines=True, dtype=False, chunksize=chunk_rows, encoding=used))
     row = 0
     for chunk in reader:
