@@ -98,6 +98,11 @@ def test_beam_data_stage_counts_and_statistics(shards, write_config):
     assert counts["All Examples"] == len(train)
     for g in ("a", "b", "c"):
         assert counts[f"grp_{g}"] == (train["grp"] == g).sum()
+    # the leakage check read every row of the shards: deduplicated before the split, nothing is shared
+    leak = val["validation_summary"]["leakage"]
+    assert leak["scope"] == "every row of the split shards"
+    rows = {p["a"]: p["a_rows"] for p in leak["pairs"] if p["b"] == "train"}
+    assert rows["eval"] == (expected["split"] == "eval").sum() and all(p["near"] == 0 for p in leak["pairs"])
 
 
 def test_beam_data_refuses_unlabelled_rows_by_default(shards, write_config):
