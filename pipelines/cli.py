@@ -134,9 +134,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     posted = post_run(result.run_dir, config=cfg)  # the report (from the finished manifest) + history row
     verdict = result.verdict
     print(f"run {result.run_id}: verdict {str(verdict).upper()} -> {result.run_dir}")
+    for reason in result.manifest.get("verdict_reasons") or []:
+        print(f"  {reason}")
+    attention = result.manifest.get("verdict_attention") or []
+    for line in attention[:_ATTENTION_LINES]:
+        print(f"  {line}")
+    if len(attention) > _ATTENTION_LINES:
+        print(f"  ... and {len(attention) - _ATTENTION_LINES} more gate result(s) that did not pass (see the report)")
     if posted.get("report"):
         print(f"report: {posted['report']}")
     return exit_code(verdict)
+
+
+#: Gate results that did not pass, printed under the verdict line (the report lists all).
+_ATTENTION_LINES = 12
 
 
 def _cmd_history(args: argparse.Namespace) -> int:

@@ -11,8 +11,9 @@ After the run, :mod:`pipelines.report` renders the report from the finished mani
 and the evaluation's result, and records the run in the history.
 
 The verdict of a run is decided here and nowhere else (:func:`run_verdict`): it is
-the fairness gates' verdict (:func:`pipelines.fairness.verdict`), turned into a
-failure when data validation found problems and ``validation.block_on_anomalies`` is
+the fairness gates' verdict (:func:`pipelines.fairness.verdict`: fail if any gate fails,
+else insufficient evidence if any is undecided or not evaluable, else pass), turned into
+a failure when data validation found problems and ``validation.block_on_anomalies`` is
 set. The CLI maps it to an exit code with :data:`EXIT_CODES`; the report and the
 history read it from the manifest.
 """
@@ -22,7 +23,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from pipelines.core.runner import Stage
-from pipelines.fairness import FAIL, INSUFFICIENT, PASS, verdict
+from pipelines.fairness import FAIL, GATE_STATUSES, INSUFFICIENT, NOT_EVALUABLE, PASS, describe_gate
 from pipelines.stages import (
     build_variants,
     counterfactuals,
@@ -55,28 +56,51 @@ def exit_code(verdict_name: str | None) -> int:
 def run_verdict(outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     """The run's verdict and what it rests on, from the stages' outputs (added to the manifest).
 
-    Returns ``{"verdict": ..., "verdict_reasons": [...]}``.
+    The fairness result's verdict (:func:`pipelines.fairness.verdict` over its gate
+    results), turned into ``fail`` when data validation found problems and
+    ``validation.block_on_anomalies`` is set. Without an evaluation, or without gates,
+    nothing was judged: ``insufficient_evidence``, never a pass by default.
+
+    Returns ``{"verdict": ..., "verdict_reasons": [...], "verdict_attention": [...]}``: the
+    attention list names every gate result that did not pass (failed first, then undecided,
+    then not evaluable), one line each, so a scheduled run's log says which gate held it back.
     """
     fairness = outputs.get("evaluate", {}).get("fairness")
     validation = outputs.get("validate_data", {}).get("validation_summary") or {}
     reasons: list[str] = []
+    attention: list[str] = []
     if isinstance(fairness, Mapping):
-        statuses = [g["status"] for g in fairness.get("gates") or []]
-        overall = verdict(statuses)
-        if statuses:
-            reasons.append(f"fairness gates: {overall} ({len(statuses)} gate results)")
+        overall = fairness["verdict"]
+        gates = fairness.get("gates") or []
+        attention = _attention(gates)
+        if gates:
+            tally = {s: sum(g["status"] == s for g in gates) for s in GATE_STATUSES}
+            reasons.append(f"fairness gates: {overall} ({len(gates)} results: "
+                           + ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in tally.items() if n) + ")")
         else:
-            reasons.append("no fairness gates are configured (`evaluation.gates` is empty): nothing could fail")
+            reasons.append("no fairness gates are configured (`evaluation.gates` is empty), so nothing was judged")
     else:
-        overall = PASS
-        reasons.append("the evaluation did not run: no fairness gate was judged")
+        overall = INSUFFICIENT
+        reasons.append("the evaluation did not run (no variant was scored), so no fairness gate was judged")
     if validation.get("block_on_anomalies") and not validation.get("blessed", True):
         overall = FAIL
         reasons.append("data validation found anomalies or drift and `validation.block_on_anomalies` is set")
     for reason in validation.get("blocking") or []:  # e.g. texts shared between splits (validation.leakage)
         overall = FAIL
         reasons.append(reason)
-    return {"verdict": overall, "verdict_reasons": reasons}
+    return {"verdict": overall, "verdict_reasons": reasons, "verdict_attention": attention}
+
+
+def _attention(gates: list[Mapping[str, Any]]) -> list[str]:
+    order = {FAIL: 0, INSUFFICIENT: 1, NOT_EVALUABLE: 2}
+    held = sorted((g for g in gates if g["status"] != PASS), key=lambda g: order.get(g["status"], 3))
+    lines = []
+    for g in held:
+        status = g["status"].replace("_", " ").upper()
+        optional = " (optional gate: does not count)" if g.get("optional") and g["status"] == NOT_EVALUABLE else ""
+        reason = f" -- {g['reason']}" if g.get("reason") else ""
+        lines.append(f"{status}: {g['variant']} {describe_gate(g)}{reason}{optional}")
+    return lines
 
 
 def data_fingerprint_of(outputs: Mapping[str, Mapping[str, Any]]) -> str | None:

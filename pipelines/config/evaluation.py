@@ -13,6 +13,7 @@ Examples
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -86,6 +87,40 @@ GATE_FEATURE_METRICS: tuple[str, ...] = DISPARITIES + (
 )
 GATE_METRICS: tuple[str, ...] = GATE_GROUP_METRICS + GATE_FEATURE_METRICS
 
+#: Shares of events among trials in a group: exact binomial intervals and tests.
+PROPORTION_METRICS: tuple[str, ...] = ("base_rate", "selection_rate", "accuracy", "precision", "tpr", "fpr", "fnr",
+                                       "flip_rate", "same_group_share", "stereotype_share")
+#: Mann-Whitney AUCs: DeLong intervals and tests.
+AUC_METRICS: tuple[str, ...] = ("roc_auc", *BIAS_AUC_METRICS)
+#: Gaps (max - min over groups) of proportions: pairwise score tests; value -> the proportions compared.
+GAP_COMPONENTS: dict[str, tuple[str, ...]] = {
+    **{f"{m}_difference": (m,) for m in PROPORTION_METRICS},
+    "demographic_parity_difference": ("selection_rate",),
+    "equal_opportunity_difference": ("tpr",),
+    "equalized_odds_difference": ("tpr", "fpr"),
+}
+MULTIPLICITY_METHODS: tuple[str, ...] = ("none", "bonferroni", "holm")
+PROPORTION_METHODS: tuple[str, ...] = ("clopper-pearson", "wilson", "jeffreys")
+
+
+def metric_range(metric: str) -> tuple[float, float, str]:
+    """The values a metric can take, and what to call them in an error: ``(low, high, noun)``.
+
+    >>> metric_range("fpr"), metric_range("fpr_ratio")[:2], metric_range("accuracy_difference")[:2]
+    ((0.0, 1.0, 'rates'), (0.0, 1.0), (-1.0, 1.0))
+    """
+    if metric in ("count", "docs_per_query"):
+        return 0.0, float("inf"), "counts"
+    if "ratio" in metric:
+        return 0.0, 1.0, "ratios"
+    if "difference" in metric or metric == "mean_delta":
+        return -1.0, 1.0, "differences"
+    if metric in AUC_METRICS:
+        return 0.0, 1.0, "AUCs"
+    if metric in PROPORTION_METRICS:
+        return 0.0, 1.0, "rates"
+    return 0.0, 1.0, "these scores"
+
 #: RedditBias target group -> folder holding its ``*_opposites.txt`` term pairs.
 REDDITBIAS_TERM_FOLDERS: dict[str, str] = {
     "women": "gender",
@@ -114,13 +149,14 @@ MSG_UNKNOWN_BASELINE = (
 
 
 class BootstrapConfig(Section):
-    """Seeded, group-stratified bootstrap for every CI (the seed is the audit's ``seed``).
+    """Seeded, group-stratified bootstrap for the intervals of metrics without an exact or analytic method
+    (the seed is the audit's ``seed``).
 
-    ``resamples: 0`` switches CIs off; gates then judge the point estimate alone.
+    ``resamples: 0`` switches those intervals off; gates on such metrics are then
+    ``insufficient_evidence`` (the exact and analytic gates do not need resamples).
     """
 
     resamples: int = Field(default=1000, ge=0, le=100_000)
-    level: float = Field(default=0.95, gt=0.5, lt=1.0)
 
 
 class BiasAucConfig(Section):
@@ -214,10 +250,12 @@ class GateRule(Section):
     """One pass/fail rule, judged per variant (and per group for group metrics).
 
     ``direction: max`` means the value must stay at or below ``bound`` (e.g. an FPR or
-    a disparity); ``min`` means at or above (e.g. an AUC or a ratio). A rule passes when
-    the whole CI is on the allowed side, fails when the whole CI is on the wrong side,
-    and is ``insufficient_evidence`` when the CI straddles the bound or the data is
-    too small.
+    a disparity); ``min`` means at or above (e.g. an AUC or a ratio). Each judged unit (a
+    group, or the gap of a feature) passes when its interval lies wholly on the allowed
+    side, fails when the (multiplicity-adjusted) test shows it beyond the bound, and is
+    ``insufficient_evidence`` otherwise. What cannot be measured at all (no twins, no
+    retrieval, a group without examples) is ``not_evaluable``, which counts like
+    insufficient evidence unless the gate is ``optional``. See ``docs/statistics.md``.
     """
 
     name: str | None = None
@@ -228,6 +266,7 @@ class GateRule(Section):
     feature: str | None = Field(default=None, description="Null: the first evaluated sensitive feature.")
     groups: tuple[str, ...] = Field(default=(), description="Group metrics only; empty: every group.")
     mode: Literal["full", "query_only"] = Field(default="full", description="Counterfactual metrics only.")
+    optional: bool = Field(default=False, description="A `not_evaluable` result does not count in the verdict.")
 
     @field_validator("metric")
     @classmethod
@@ -238,6 +277,28 @@ class GateRule(Section):
                 hint=f"{hint[0].lower()}{hint[1:]} " if hint else "",
                 examples="fpr, roc_auc, bpsn_auc, flip_rate, equalized_odds_difference"))
         return value
+
+    @field_validator("bound")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError("be a finite number")
+        return value
+
+    @model_validator(mode="after")
+    def _bound_in_range(self) -> "GateRule":
+        if self.metric not in GATE_METRICS:
+            return self
+        low, high, noun = metric_range(self.metric)
+        if not low <= self.bound <= high:
+            hint = ""
+            if high == 1.0 and 1.0 < self.bound <= 100.0:
+                guess = self.bound / 100
+                hint = f"; did you mean {guess:.2f}?" if round(guess, 2) == guess else f"; did you mean {guess:g}?"
+            raise ValueError(f"`bound` of a `{self.metric}` gate must be in [{low:g}, {high:g}] ({noun} are "
+                             f"{'fractions' if high == 1.0 and low == 0.0 else 'values'} in [{low:g}, {high:g}]"
+                             f"{hint}). Got {self.bound!r} instead")
+        return self
 
     @model_validator(mode="after")
     def _groups_only_for_group_metrics(self) -> "GateRule":
@@ -260,11 +321,19 @@ class EvaluationConfig(Section):
         default=(), description="Empty: every sensitive feature of the data."
     )
     intersections: bool = Field(default=True, description="Also slice by the cross of all sensitive features.")
-    min_group_size: int = Field(default=30, ge=1, description="Smaller groups are reported as insufficient data.")
+    min_group_size: int = Field(
+        default=30, ge=1, description="Smaller groups are insufficient data for the AUCs and the bootstrap-based "
+        "metrics; rates get exact intervals at any size.")
     min_class_count: int = Field(
-        default=10, ge=1, description="Positives (TPR/FNR), negatives (FPR) or both (AUC) a group needs."
+        default=10, ge=1, description="Positives and negatives a group needs for its AUCs and balanced accuracy."
     )
     ece_bins: int = Field(default=10, ge=2, le=1000)
+    level: float = Field(default=0.95, gt=0.5, lt=1.0, description="Two-sided level of every interval; each gate "
+                         "decision's error rate is (1 - level) / 2.")
+    multiplicity: Literal["none", "bonferroni", "holm"] = Field(
+        default="holm", description="Adjustment of the per-group fail decisions of one gate (pass needs none).")
+    proportion_method: Literal["clopper-pearson", "wilson", "jeffreys"] = Field(
+        default="clopper-pearson", description="Interval and test of per-group rates (exact by default).")
     bootstrap: BootstrapConfig = BootstrapConfig()
     bias_auc: BiasAucConfig = BiasAucConfig()
     counterfactual: CounterfactualConfig = CounterfactualConfig()

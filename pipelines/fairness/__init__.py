@@ -3,8 +3,10 @@ counterfactual flips, retrieval exposure, paired comparisons and gates.
 
 It works on predictions only (no torch, no TensorFlow) and without the runner:
 :func:`evaluate_fairness` takes tables and returns one :class:`FairnessResult`.
-Per-group point estimates come from fairlearn's ``MetricFrame``; intervals from a
-seeded, stratified, vectorized bootstrap.
+Per-group point estimates come from fairlearn's ``MetricFrame``. Intervals and gate
+decisions have known error rates (:mod:`pipelines.fairness.intervals`,
+``docs/statistics.md``): exact binomial for rates, pairwise score tests for gaps,
+DeLong for AUCs, and a seeded, stratified, vectorized bootstrap for the rest.
 
 Examples
 --------
@@ -24,7 +26,7 @@ Examples
 from pipelines.fairness._bootstrap import percentile_ci, resample_weights
 from pipelines.fairness._evaluate import evaluate_fairness
 from pipelines.fairness._frame import ece, metric_frame
-from pipelines.fairness._gates import evaluate_gates, judge
+from pipelines.fairness._gates import evaluate_gates
 from pipelines.fairness._inputs import validate_predictions
 from pipelines.fairness._sliced import SlicedSettings, disparity_arrays, sliced_evaluation
 from pipelines.fairness.counterfactual import (
@@ -38,17 +40,23 @@ from pipelines.fairness.counterfactual import (
 )
 from pipelines.fairness.result import (
     FAIL,
+    GATE_STATUSES,
     INSUFFICIENT,
+    NOT_EVALUABLE,
     PASS,
     RESULT_ARTIFACTS,
     FairnessResult,
+    counted,
+    describe_gate,
     verdict,
 )
 
 __all__ = [
     "FAIL",
     "FairnessResult",
+    "GATE_STATUSES",
     "INSUFFICIENT",
+    "NOT_EVALUABLE",
     "PASS",
     "RESULT_ARTIFACTS",
     "SlicedSettings",
@@ -59,8 +67,9 @@ __all__ = [
     "disparity_arrays",
     "ece",
     "evaluate_fairness",
+    "counted",
+    "describe_gate",
     "evaluate_gates",
-    "judge",
     "make_twins",
     "metric_frame",
     "percentile_ci",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from pipelines.config.evaluation import EvaluationConfig
+from pipelines.fairness._calibrate import assign_intervals
 from pipelines.fairness._gates import evaluate_gates
 from pipelines.fairness._inputs import validate_predictions
 from pipelines.fairness._sliced import SlicedSettings, sliced_evaluation
@@ -20,7 +21,8 @@ __all__ = ["evaluate_fairness"]
 def evaluate_fairness(*, audit_sample: pd.DataFrame, predictions: pd.DataFrame, config: EvaluationConfig,
                       data_features: Sequence[str], seed: int, twins: pd.DataFrame | None = None,
                       twin_predictions: pd.DataFrame | None = None, retrievals: pd.DataFrame | None = None,
-                      variant_order: Sequence[str] | None = None) -> FairnessResult:
+                      variant_order: Sequence[str] | None = None,
+                      expected_groups: Mapping[str, Sequence[str]] | None = None) -> FairnessResult:
     """Evaluate every variant's predictions on the audit sample.
 
     Parameters
@@ -42,6 +44,10 @@ def evaluate_fairness(*, audit_sample: pd.DataFrame, predictions: pd.DataFrame, 
         was shown (optional).
     variant_order
         Variants in config order (the order of the tables and of the comparisons).
+    expected_groups
+        Per sensitive feature, the groups the data has (e.g. in any split): a group absent
+        from the audit sample is listed in the gate results as ``not_evaluable`` instead of
+        being silently missing.
 
     Returns
     -------
@@ -56,7 +62,7 @@ def evaluate_fairness(*, audit_sample: pd.DataFrame, predictions: pd.DataFrame, 
     bs = config.bootstrap
     settings = SlicedSettings(features=features, intersections=config.intersections,
                               min_group_size=config.min_group_size, min_class_count=config.min_class_count,
-                              ece_bins=config.ece_bins, resamples=bs.resamples, level=bs.level, seed=seed,
+                              ece_bins=config.ece_bins, resamples=bs.resamples, level=config.level, seed=seed,
                               bias_auc=config.bias_auc)
     sample = audit_sample.copy()
     sample["example_id"] = sample["example_id"].astype(str)
@@ -77,21 +83,52 @@ def evaluate_fairness(*, audit_sample: pd.DataFrame, predictions: pd.DataFrame, 
     exposure: list[dict[str, Any]] = []
     if retrievals is not None:
         exposure = exposure_records(retrievals=retrievals, sample=sample, feature=features[0], settings=settings)
+    level, method = config.level, config.proportion_method
+    assign_intervals(sliced["group_metrics"] + sliced["bias_auc"] + sliced["disparities"], level=level,
+                     proportion_method=method)
+    assign_intervals(cf_records, level=level, proportion_method=method)
+    assign_intervals(exposure, level=level, proportion_method=method)
+    assign_intervals(sliced["comparison"] + cf_compared, level=level, proportion_method=method, analytic=False)
+    evaluated = {"features": sliced["features"], "intersections": config.intersections,
+                 "min_group_size": config.min_group_size, "min_class_count": config.min_class_count,
+                 "ece_bins": config.ece_bins, "level": level, "multiplicity": config.multiplicity,
+                 "proportion_method": method,
+                 "bootstrap": {"resamples": bs.resamples, "seed": seed, "stratified_by": list(features),
+                               "interval": "bias-corrected (BC) percentile, for metrics without an exact or "
+                                           "analytic method"},
+                 "bias_auc": config.bias_auc.model_dump(mode="json")}
     gate_results = evaluate_gates(
         config.gates,
         records={"group_metrics": sliced["group_metrics"], "bias_auc": sliced["bias_auc"],
                  "disparities": sliced["disparities"], "counterfactual": cf_records, "exposure": exposure},
-        variants=variants, features=sliced["features"])
+        variants=variants, features=sliced["features"], settings=evaluated, level=level,
+        multiplicity=config.multiplicity, proportion_method=method,
+        expected_groups=_expected(expected_groups, sample, sliced["features"]))
     return FairnessResult.from_records(
         records={"group_metrics": sliced["group_metrics"] + sliced["bias_auc"], "disparities": sliced["disparities"],
                  "comparison": sliced["comparison"] + cf_compared, "counterfactual_metrics": cf_records,
                  "exposure_metrics": exposure, "gate_results": gate_results},
-        variants=tuple(variants), comparisons=tuple(comparisons),
-        settings={"features": sliced["features"], "intersections": config.intersections,
-                  "min_group_size": config.min_group_size, "min_class_count": config.min_class_count,
-                  "ece_bins": config.ece_bins,
-                  "bootstrap": {"resamples": bs.resamples, "level": bs.level, "seed": seed,
-                                "stratified_by": list(features)},
-                  "bias_auc": config.bias_auc.model_dump(mode="json")},
-        examples=int(sliced["n"]), groups=sliced["groups"], notes=tuple(sliced["notes"]),
+        variants=tuple(variants), comparisons=tuple(comparisons), settings=evaluated,
+        examples=int(sliced["n"]), groups=_with_absent(sliced["groups"], expected_groups),
+        notes=tuple(sliced["notes"]),
         counterfactual_coverage=counterfactual_coverage(sample, twins, config, data_features))
+
+
+def _expected(expected: Mapping[str, Sequence[str]] | None, sample: pd.DataFrame,
+              features: Sequence[str]) -> dict[str, list[str]]:
+    out = {f: sorted(map(str, sample[f].unique())) for f in features if f in sample.columns}
+    for f, groups in (expected or {}).items():
+        if f in out:
+            out[f] = sorted(set(out[f]) | set(map(str, groups)))
+    return out
+
+
+def _with_absent(groups: Mapping[str, Mapping[str, int]],
+                 expected: Mapping[str, Sequence[str]] | None) -> dict[str, dict[str, int]]:
+    """Group sizes in the audit sample, with 0 for the data's groups that the sample lacks."""
+    out = {f: dict(g) for f, g in groups.items()}
+    for f, names in (expected or {}).items():
+        if f in out:
+            for name in names:
+                out[f].setdefault(str(name), 0)
+    return out

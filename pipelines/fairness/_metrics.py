@@ -26,6 +26,7 @@ __all__ = [
     "threshold_design",
     "metrics_from_sums",
     "metric_eligibility",
+    "proportion_counts",
     "OVERALL",
     "STATUS_OK",
     "STATUS_INSUFFICIENT",
@@ -202,33 +203,51 @@ def metrics_from_sums(sums: np.ndarray, *, ece_bins: int, auc_concordant: np.nda
     return out
 
 
+def proportion_counts(point_sums: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``{metric: (events, trials)}`` per group column for every proportion among the group metrics.
+
+    >>> sums = np.array([[10.0, 4.0, 5.0, 3.0, 0.0]])  # n, positives, selected, true positives, squared error
+    >>> {m: (float(e[0]), float(t[0])) for m, (e, t) in proportion_counts(sums).items()}["fpr"]
+    (2.0, 6.0)
+    """
+    n, pos, sel, tp = (point_sums[:, i] for i in (_N, _POS, _SEL, _TP))
+    neg = n - pos
+    fp = sel - tp
+    return {
+        "base_rate": (pos, n),
+        "selection_rate": (sel, n),
+        "accuracy": (tp + neg - fp, n),
+        "precision": (tp, sel),
+        "tpr": (tp, pos),
+        "fpr": (fp, neg),
+        "fnr": (pos - tp, pos),
+    }
+
+
 def metric_eligibility(point_sums: np.ndarray, *, min_group_size: int, min_class_count: int) -> dict[str, np.ndarray]:
     """Status of each metric per group column from the point-estimate sums ``(G, S)``.
 
-    A group below ``min_group_size`` rows is insufficient for every metric; TPR/FNR
-    also need ``min_class_count`` positives, FPR that many negatives, AUC and
-    balanced accuracy both. Precision with no predicted positive is undefined.
+    A proportion (selection rate, accuracy, precision, TPR, FPR, FNR, base rate) is
+    ``ok`` whenever it has a trial: its exact interval is valid at any size (a group of 5
+    negatives gets a wide FPR interval, not a hidden value); with no trial it is
+    ``undefined``. The AUC and the bootstrap-based metrics (balanced accuracy, Brier,
+    ECE) need ``min_group_size`` rows; the AUC and balanced accuracy also need
+    ``min_class_count`` positives and negatives.
     """
-    n, pos, sel = point_sums[:, _N], point_sums[:, _POS], point_sums[:, _SEL]
+    n = point_sums[:, _N]
+    pos = point_sums[:, _POS]
     neg = n - pos
     small = n < min_group_size
-    few_pos = pos < min_class_count
-    few_neg = neg < min_class_count
+    few = (pos < min_class_count) | (neg < min_class_count)
+    counts = proportion_counts(point_sums)
     status: dict[str, np.ndarray] = {}
     for m in GROUP_METRICS:
         s = np.full(n.shape, STATUS_OK, dtype=object)
-        if m in ("tpr", "fnr"):
-            bad = small | few_pos
-        elif m == "fpr":
-            bad = small | few_neg
+        if m in counts:
+            s[counts[m][1] <= 0] = STATUS_UNDEFINED
         elif m in ("roc_auc", "balanced_accuracy"):
-            bad = small | few_pos | few_neg
-        elif m == "count":
-            bad = np.zeros(n.shape, bool)
-        else:
-            bad = small
-        s[bad] = STATUS_INSUFFICIENT
-        if m == "precision":
-            s[(~bad) & (sel <= 0)] = STATUS_UNDEFINED
+            s[small | few] = STATUS_INSUFFICIENT
+        elif m != "count":
+            s[small] = STATUS_INSUFFICIENT
         status[m] = s
     return status

@@ -1,23 +1,27 @@
-"""Sliced metrics, disparities, bias AUCs and the paired comparison, with bootstrap CIs.
+"""Sliced metrics, disparities, bias AUCs and the paired comparisons, with their evidence.
 
-The point estimate and every bootstrap resample go through the same weighted
-code path (:func:`_estimates`); resamples come as weight matrices from
-:func:`._bootstrap.resample_weights`, stratified by the cells of the sensitive
-features, and every variant is evaluated on the *same* weights, so variant
-differences are paired. Results are tidy records (one dict per estimand).
+Point estimates come from fairlearn's MetricFrame (:mod:`._frame`); every bootstrap
+resample goes through the vectorized weighted sums (:mod:`._metrics`); resamples come
+as weight matrices from :func:`._bootstrap.resample_weights`, stratified by the cells
+of the sensitive features, and every variant is evaluated on the *same* weights, so
+variant differences are paired. Results are tidy records (one dict per estimand) that
+carry their evidence in private keys: the bootstrap replicates (``_boot``), the counts of
+a proportion (``events``, ``trials``) and an AUC's DeLong statistics (``_auc``). The
+intervals with known coverage are assigned from that evidence by :mod:`._calibrate`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
 from pipelines.fairness import _bias_auc as ba
-from pipelines.fairness._bootstrap import percentile_ci, resample_weights
-from pipelines.fairness._frame import mean_by_group, metricframe_point
+from pipelines.fairness._bootstrap import resample_weights
+from pipelines.fairness._delong import bias_auc_delong, delong_auc
+from pipelines.fairness._frame import metricframe_point
 from pipelines.fairness._metrics import (
     STATUS_INSUFFICIENT,
     STATUS_OK,
@@ -27,11 +31,12 @@ from pipelines.fairness._metrics import (
     group_sums,
     metric_eligibility,
     metrics_from_sums,
+    proportion_counts,
     threshold_design,
 )
 from pipelines.config.evaluation import BIAS_AUC_METRICS, DISPARITY_BASE_METRICS, GROUP_METRICS, BiasAucConfig
 
-__all__ = ["SlicedSettings", "sliced_evaluation", "grouped_ratios", "make_record", "disparity_arrays"]
+__all__ = ["SlicedSettings", "sliced_evaluation", "make_record", "boot_loop", "disparity_arrays"]
 
 
 @dataclass(frozen=True)
@@ -50,28 +55,25 @@ class SlicedSettings:
 
 
 def make_record(*, point: float, boot: np.ndarray | None, status: str, level: float, **keys: Any) -> dict[str, Any]:
-    """One tidy estimand: value and percentile CI, or nulls with a status.
+    """One tidy estimand: the value, or nulls with a status; its bootstrap replicates kept as ``_boot``.
 
-    The CI is the bootstrap percentile interval, widened to include the point
-    estimate when bootstrap bias puts it outside (max-min statistics on small groups).
+    The interval is assigned later from the estimand's evidence (:mod:`._calibrate`):
+    exact, score or DeLong intervals where the metric has one, else the bias-corrected
+    bootstrap interval of ``_boot``. It is never widened to contain the point.
     """
     rec: dict[str, Any] = dict(keys)
     point = float(point) if point is not None else float("nan")
     if status == STATUS_OK and not np.isfinite(point):
         status = STATUS_UNDEFINED
     if status != STATUS_OK:
-        rec.update(value=None, ci_low=None, ci_high=None, status=status)
+        rec.update(value=None, ci_low=None, ci_high=None, status=status, _boot=None)
         return rec
-    lo = hi = None
-    if boot is not None and boot.size:
-        low, high, _ = percentile_ci(boot[:, None], level=level)
-        if np.isfinite(low[0]) and np.isfinite(high[0]):
-            lo, hi = float(min(low[0], point)), float(max(high[0], point))
-    rec.update(value=point, ci_low=lo, ci_high=hi, status=status)
+    rec.update(value=point, ci_low=None, ci_high=None, status=status,
+               _boot=boot if boot is not None and boot.size else None)
     return rec
 
 
-def _boot_loop(compute: Callable[[np.ndarray], dict[Any, np.ndarray]], strata: np.ndarray, *, resamples: int,
+def boot_loop(compute: Callable[[np.ndarray], dict[Any, np.ndarray]], strata: np.ndarray, *, resamples: int,
                seed: Any) -> dict[Any, np.ndarray] | None:
     if resamples <= 0:
         return None
@@ -202,8 +204,30 @@ def sliced_evaluation(*, y: np.ndarray, scores: Mapping[str, np.ndarray], preds:
 
     point = compute(np.ones((1, slicing.n_rows)))
     point.update(metricframe_point(y=y, scores=sc, preds=pr, slicing=slicing, ece_bins=s.ece_bins))
-    boot = _boot_loop(compute, slicing.cells, resamples=s.resamples, seed=np.random.SeedSequence([s.seed, 1]))
-    return _assemble(slicing, names, point, boot, s, list(comparisons))
+    boot = boot_loop(compute, slicing.cells, resamples=s.resamples, seed=np.random.SeedSequence([s.seed, 1]))
+    aucs = {v: _delong_evidence(y, sc[v], slicing) for v in names}
+    return _assemble(slicing, names, point, boot, s, list(comparisons), aucs)
+
+
+def _delong_evidence(y: np.ndarray, score: np.ndarray, slicing: Slicing) -> dict[tuple[str, int], tuple]:
+    """``{(metric, column): (auc, variance, n_positive, n_negative)}``: DeLong statistics of every AUC."""
+    out: dict[tuple[str, int], tuple] = {}
+    pos, neg = score[y == 1], score[y != 1]
+    if len(pos) >= 2 and len(neg) >= 2:
+        auc, var = delong_auc(positive_scores=pos, negative_scores=neg)
+        out[("roc_auc", 0)] = (float(auc), float(var), len(pos), len(neg))
+    for f in slicing.features:
+        labels = np.asarray(slicing.groups[f], dtype=object)[slicing.codes[f]]
+        cols = {slicing.columns[j][1]: j for j in slicing.feature_columns(f)}
+        for kind, metric in (("subgroup", "subgroup_auc"), ("bpsn", "bpsn_auc"), ("bnsp", "bnsp_auc")):
+            res = bias_auc_delong(scores=score, labels=y, groups=labels, kind=kind)
+            for i, g in enumerate(res["group"]):
+                stats_ = (float(res["auc"][i]), float(res["variance"][i]), int(res["n_positive"][i]),
+                          int(res["n_negative"][i]))
+                out[(metric, cols[str(g)])] = stats_
+                if kind == "subgroup":
+                    out[("roc_auc", cols[str(g)])] = stats_
+    return out
 
 
 def _status_bias(point_sums: np.ndarray, s: SlicedSettings) -> dict[str, np.ndarray]:
@@ -226,7 +250,7 @@ def _status_bias(point_sums: np.ndarray, s: SlicedSettings) -> dict[str, np.ndar
 
 
 def _assemble(slicing: Slicing, names: list[str], point: dict, boot: dict | None, s: SlicedSettings,
-              comparisons: list[tuple[str, str]]) -> dict[str, Any]:
+              comparisons: list[tuple[str, str]], aucs: dict[str, dict]) -> dict[str, Any]:
     level = s.level
     group_records: list[dict] = []
     disparity_records: list[dict] = []
@@ -242,6 +266,7 @@ def _assemble(slicing: Slicing, names: list[str], point: dict, boot: dict | None
         st.update(_status_bias(psums, s))
         status[v] = st
         counts[v] = psums[:, 0]
+        props = proportion_counts(psums)
         for m in GROUP_METRICS + BIAS_AUC_METRICS:
             p = point[(v, m)].copy()
             bt = boot[(v, m)].copy() if boot is not None else None
@@ -256,6 +281,10 @@ def _assemble(slicing: Slicing, names: list[str], point: dict, boot: dict | None
                 rec = make_record(point=point[(v, m)][0, j], boot=None if bt is None else bt[:, j], status=st[m][j],
                                   level=level, variant=v, feature=feature, group=group, metric=m,
                                   n=int(psums[j, 0]))
+                if m in props:
+                    rec.update(events=float(props[m][0][j]), trials=float(props[m][1][j]))
+                if (m, j) in aucs[v] and rec["status"] == STATUS_OK:
+                    rec["_auc"] = aucs[v][(m, j)]
                 (bias_records if m in BIAS_AUC_METRICS else group_records).append(rec)
 
     def feature_disparities(getter: Callable[[str], np.ndarray], v: str, cols: np.ndarray) -> dict[str, np.ndarray]:
@@ -349,72 +378,3 @@ def _final_score(point, boot, masked, v, cols, s: SlicedSettings):
     b_over = masked[(v, "roc_auc")][1][:, 0]
     fb = score(b_over, *(masked[(v, m)][1][:, cols] for m in BIAS_AUC_METRICS))
     return fp, fb
-
-
-# -- ratios of sums per group (counterfactual flips, retrieval exposure) -------------
-
-def grouped_ratios(*, sensitive: pd.DataFrame, numerators: Mapping[str, np.ndarray],
-                   denominators: Mapping[str, np.ndarray] | None = None, settings: SlicedSettings,
-                   seed_key: Iterable[int], min_count: int | None = None, differences: Iterable[str] = (),
-                   **keys: Any) -> list[dict[str, Any]]:
-    """Per-group ratio-of-sums estimates ``sum(num) / sum(den)`` with a cluster bootstrap of rows.
-
-    ``denominators`` default to one per row (means). A group with fewer than
-    ``min_count`` rows (default ``settings.min_group_size``) is insufficient data.
-    For each name in ``differences`` the max - min across eligible groups of each
-    feature is added as metric ``<name>_difference`` (group None).
-    """
-    s = settings
-    min_count = s.min_group_size if min_count is None else min_count
-    slicing, order = build_slicing(sensitive, features=s.features, intersections=s.intersections)
-    names = list(numerators)
-    n = slicing.n_rows
-    den = denominators or {}
-    X = np.column_stack(
-        [np.asarray(numerators[m], dtype=np.float64)[order] for m in names]
-        + [np.asarray(den.get(m, np.ones(n)), dtype=np.float64)[order] for m in names]
-        + [np.ones(n)]
-    )
-    k = len(names)
-
-    def compute(W: np.ndarray) -> dict[Any, np.ndarray]:
-        sums = group_sums(W, X, slicing)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return {m: np.where(sums[..., k + i] > 0, sums[..., i] / sums[..., k + i], np.nan)
-                    for i, m in enumerate(names)}
-
-    point = compute(np.ones((1, n)))
-    for m in names:
-        if m not in den:  # a mean of per-row values: MetricFrame's per-group estimate
-            point[m] = mean_by_group(np.asarray(numerators[m], dtype=np.float64)[order], slicing=slicing)
-    psums = group_sums(np.ones((1, n)), X, slicing)[0]
-    boot = _boot_loop(compute, slicing.cells, resamples=s.resamples, seed=np.random.SeedSequence([s.seed, *seed_key]))
-    rows = psums[:, -1]
-    records = []
-    for i, m in enumerate(names):
-        ok = (rows >= min_count) & (psums[:, k + i] > 0)
-        for j, (feature, group) in enumerate(slicing.columns):
-            records.append(make_record(
-                point=point[m][0, j], boot=None if boot is None else boot[m][:, j],
-                status=STATUS_OK if ok[j] else STATUS_INSUFFICIENT, level=s.level,
-                **keys, feature=feature, group=group, metric=m, n=int(rows[j])))
-        if m in differences:
-            for f in slicing.features:
-                cols = slicing.feature_columns(f)
-                okc = ok[cols]
-
-                def spread(arr: np.ndarray) -> np.ndarray:
-                    v = arr[:, cols][:, okc]
-                    if v.shape[1] < 2:
-                        return np.full(arr.shape[0], np.nan)
-                    import warnings
-
-                    with warnings.catch_warnings():
-                        warnings.simplefilter("ignore", RuntimeWarning)
-                        return np.nanmax(v, axis=1) - np.nanmin(v, axis=1)
-
-                records.append(make_record(
-                    point=spread(point[m])[0], boot=None if boot is None else spread(boot[m]),
-                    status=STATUS_OK if okc.sum() >= 2 else STATUS_INSUFFICIENT, level=s.level,
-                    **keys, feature=f, group=None, metric=f"{m}_difference", n=int(okc.sum())))
-    return records

@@ -17,7 +17,8 @@ from pipelines.fairness._inputs import (
     check_probabilities,
     require,
 )
-from pipelines.fairness._sliced import SlicedSettings, grouped_ratios
+from pipelines.fairness._ratios import grouped_ratios
+from pipelines.fairness._sliced import SlicedSettings
 
 __all__ = ["counterfactual_records", "exposure_records", "counterfactual_coverage", "seed_key"]
 
@@ -74,7 +75,7 @@ def counterfactual_records(*, predictions: pd.DataFrame, twin_predictions: pd.Da
                                         "mean_abs_delta": part["abs_delta"].to_numpy(),
                                         "mean_delta": part["delta"].to_numpy()},
             settings=settings, seed_key=(seed_key("cf", variant, mode),), differences=("flip_rate",),
-            variant=variant, mode=mode)
+            proportions={"flip_rate": "binomial"}, variant=variant, mode=mode)
     for variant, part in tp.groupby("variant", sort=True):
         modes = set(part["mode"])
         if not {"full", "query_only"} <= modes:
@@ -141,7 +142,8 @@ def exposure_records(*, retrievals: pd.DataFrame, sample: pd.DataFrame, feature:
             denominators={"same_group_share": part["has_group"].to_numpy(),
                           "stereotype_share": part["has_label"].to_numpy()},
             settings=settings, seed_key=(seed_key("exposure", variant),),
-            differences=("same_group_share", "stereotype_share"), variant=variant)
+            differences=("same_group_share", "stereotype_share"),
+            proportions={"same_group_share": "clustered", "stereotype_share": "clustered"}, variant=variant)
     return records
 
 

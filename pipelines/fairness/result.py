@@ -41,18 +41,28 @@ __all__ = [
     "PASS",
     "FAIL",
     "INSUFFICIENT",
+    "NOT_EVALUABLE",
+    "GATE_STATUSES",
     "verdict",
+    "counted",
+    "describe_gate",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 PASS = "pass"
 FAIL = "fail"
 INSUFFICIENT = "insufficient_evidence"
+NOT_EVALUABLE = "not_evaluable"
+GATE_STATUSES = (PASS, FAIL, INSUFFICIENT, NOT_EVALUABLE)
 
-TABLE_COLUMNS = ("variant", "feature", "group", "metric", "value", "ci_low", "ci_high", "n", "status")
+#: ``method`` names the interval; ``events``/``trials`` are a proportion's counts (effective counts for
+#: clustered shares), null for other metrics.
+TABLE_COLUMNS = ("variant", "feature", "group", "metric", "value", "ci_low", "ci_high", "n", "status", "method",
+                 "events", "trials")
 GATE_COLUMNS = ("gate", "gate_index", "variant", "metric", "feature", "group", "mode", "bound", "direction", "value",
-                "ci_low", "ci_high", "n", "status", "reason")
+                "ci_low", "ci_high", "n", "events", "trials", "status", "reason", "method", "p_pass", "p_fail",
+                "near_bound", "multiplicity", "optional")
 _TABLES: dict[str, tuple[str, ...]] = {
     "group_metrics": TABLE_COLUMNS,
     "disparities": TABLE_COLUMNS,
@@ -66,18 +76,45 @@ RESULT_ARTIFACTS: tuple[str, ...] = ("fairness", *_TABLES)
 
 
 def verdict(statuses: Iterable[str]) -> str:
-    """The one rule that combines gate results: ``fail`` if any fails, else
-    ``insufficient_evidence`` if any is undecided, else ``pass``.
+    """The one rule that combines gate results: ``fail`` if any fails, else ``insufficient_evidence``
+    if any is undecided or not evaluable, or if there is nothing to judge, else ``pass``.
 
-    >>> verdict(["pass", "insufficient_evidence"]), verdict(["pass", "fail"]), verdict([])
-    ('insufficient_evidence', 'fail', 'pass')
+    Pass it the statuses that count (:func:`counted`: a ``not_evaluable`` result of an
+    ``optional`` gate does not).
+
+    >>> verdict(["pass", "insufficient_evidence"]), verdict(["pass", "fail"]), verdict(["pass", "not_evaluable"])
+    ('insufficient_evidence', 'fail', 'insufficient_evidence')
+    >>> verdict(["pass", "pass"]), verdict([])
+    ('pass', 'insufficient_evidence')
     """
     statuses = list(statuses)
     if FAIL in statuses:
         return FAIL
-    if any(s != PASS for s in statuses):
+    if not statuses or any(s != PASS for s in statuses):
         return INSUFFICIENT
     return PASS
+
+
+def counted(gates: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The statuses of gate results that count in the verdict (all but optional gates' ``not_evaluable``)."""
+    return [g["status"] for g in gates if not (g.get("optional") and g["status"] == NOT_EVALUABLE)]
+
+
+def describe_gate(g: Mapping[str, Any]) -> str:
+    """One gate result in words: ``"<gate> for <group>: <value> [<ci>]"`` (the gate label names
+    the variant-free rule; callers prefix the variant where it is not implied).
+
+    >>> describe_gate({"gate": "accuracy >= 0.9", "group": "men", "value": 0.81, "ci_low": 0.7, "ci_high": 0.9})
+    'accuracy >= 0.9 for men: 0.810 [0.700, 0.900]'
+    >>> describe_gate({"gate": "flip_rate <= 0.1", "group": None, "feature": None, "value": None})
+    'flip_rate <= 0.1: no estimate'
+    """
+    label = g.get("gate") or g.get("label")
+    where = f" for {g['group']}" if g.get("group") else (f" ({g['feature']})" if g.get("feature") else "")
+    if g.get("value") is None:
+        return f"{label}{where}: no estimate"
+    ci = f" [{g['ci_low']:.3f}, {g['ci_high']:.3f}]" if g.get("ci_low") is not None else ""
+    return f"{label}{where}: {g['value']:.3f}{ci}"
 
 
 def _frame(records: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> pd.DataFrame:
@@ -85,7 +122,7 @@ def _frame(records: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> pd.D
 
 
 def _cell(rec: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: rec.get(k) for k in ("value", "ci_low", "ci_high", "n", "status")}
+    return {k: rec.get(k) for k in ("value", "ci_low", "ci_high", "n", "status", "method")}
 
 
 def _nest(records: Iterable[Mapping[str, Any]], keys: Sequence[str]) -> dict[str, Any]:
@@ -133,8 +170,7 @@ class FairnessResult:
     def from_records(cls, *, records: Mapping[str, Sequence[Mapping[str, Any]]], **meta: Any) -> "FairnessResult":
         """Build from tidy records per table (the evaluation's own path)."""
         tables = {name: _frame(records.get(name, ()), cols) for name, cols in _TABLES.items()}
-        gates = tables["gate_results"]["status"].tolist()
-        return cls(**meta, **tables, verdict=verdict(gates))
+        return cls(**meta, **tables, verdict=verdict(counted(records.get("gate_results", ()))))
 
     # -- storage -----------------------------------------------------------------------------
     def to_artifacts(self) -> dict[str, Any]:
@@ -164,7 +200,7 @@ class FairnessResult:
 
     def variant_verdict(self, variant: str) -> str | None:
         """The variant's own verdict over its gates (None when no gate applies to it)."""
-        statuses = self.gates_of(variant)["status"].tolist()
+        statuses = counted(_records(self.gates_of(variant)))
         return verdict(statuses) if statuses else None
 
     def gates_of(self, variant: str | None = None) -> pd.DataFrame:
@@ -196,7 +232,7 @@ class FairnessResult:
 
         per_variant: dict[str, Any] = {}
         for v in self.variants:
-            own = [g["status"] for g in gates if g["variant"] == v]
+            own = counted(g for g in gates if g["variant"] == v)
             mine = [r for r in gm if r["variant"] == v]
             d = [r for r in disp if r["variant"] == v]
             c = [r for r in cf if r["variant"] == v]

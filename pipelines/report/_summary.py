@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any, Mapping, Sequence
 
 from pipelines.core.artifacts import to_jsonable
-from pipelines.fairness import FAIL, PASS, FairnessResult
+from pipelines.fairness import FAIL, INSUFFICIENT, NOT_EVALUABLE, PASS, FairnessResult, describe_gate
 from pipelines.report._inputs import RunInputs
 from pipelines.report._sections import data_section, examples_section, provenance_section, trend_section
 
@@ -74,7 +74,9 @@ HIGHER_IS_BETTER: dict[str, bool | None] = {
     "accuracy": True, "roc_auc": True, "worst_group_gap": False, "flip_rate": False,
     "latency_ms_per_example": False, "examples_per_s": True, "build_seconds": False,
 }
-_ESTIMATE = ("value", "ci_low", "ci_high", "status", "n")
+_ESTIMATE = ("value", "ci_low", "ci_high", "status", "n", "method")
+#: Side-by-side rows that are measurements of this run (no sampling interval).
+MEASURED = ("latency_ms_per_example", "examples_per_s", "build_seconds")
 
 
 def _estimate(rec: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -88,21 +90,15 @@ def _rows(records: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[dic
 # -- verdict -------------------------------------------------------------------------------
 
 
-def _gate_words(g: Mapping[str, Any]) -> str:
-    where = f" for {g['group']}" if g.get("group") else (f" ({g['feature']})" if g.get("feature") else "")
-    if g.get("value") is None:
-        return f"{g['label']}{where}: no estimate"
-    ci = f" [{g['ci_low']:.3f}, {g['ci_high']:.3f}]" if g.get("ci_low") is not None else ""
-    return f"{g['label']}{where}: {g['value']:.3f}{ci}"
-
-
 def _gates(result: FairnessResult | None) -> list[dict[str, Any]]:
     if result is None:
         return []
     return [{"label": g["gate"], "metric": g["metric"], "variant": g["variant"], "feature": g["feature"],
              "group": g["group"], "mode": g["mode"], "bound": g["bound"], "direction": g["direction"],
              "value": g["value"], "ci_low": g["ci_low"], "ci_high": g["ci_high"], "result": g["status"],
-             "reason": g["reason"]} for g in result.estimates("gate_results")]
+             "reason": g["reason"], "method": g["method"], "near_bound": bool(g["near_bound"]),
+             "optional": bool(g["optional"]), "events": g["events"], "trials": g["trials"]}
+            for g in result.estimates("gate_results")]
 
 
 def _verdict_section(inputs: RunInputs, gates: list[dict[str, Any]]) -> dict[str, Any]:
@@ -120,30 +116,44 @@ def _verdict_section(inputs: RunInputs, gates: list[dict[str, Any]]) -> dict[str
             words = f"{name}: no gate was judged."
         elif failed:
             words = (f"{name} fails {len(failed)} of {len(own)} gate(s): "
-                     + "; ".join(_gate_words(g) for g in failed[:4]) + ("; ..." if len(failed) > 4 else "") + ".")
+                     + "; ".join(describe_gate(g) for g in failed[:4]) + ("; ..." if len(failed) > 4 else "") + ".")
         elif undecided:
             words = (f"{name}: no gate failed, {len(undecided)} of {len(own)} undecided: "
-                     + "; ".join(_gate_words(g) for g in undecided[:4])
+                     + "; ".join(describe_gate(g) for g in undecided[:4])
                      + ("; ..." if len(undecided) > 4 else "") + ".")
         else:
             words = f"{name} passes all {len(own)} gate(s)."
         by_variant[name] = {"verdict": v, "gates": len(own), "passed": sum(g["result"] == PASS for g in own),
                             "failed": len(failed), "insufficient": len(undecided), "plain_words": words}
     failed = [g for g in gates if g["result"] == FAIL]
-    undecided = [g for g in gates if g["result"] not in (PASS, FAIL)]
+    undecided = [g for g in gates if g["result"] == INSUFFICIENT]
+    unmeasured = [g for g in gates if g["result"] == NOT_EVALUABLE]
+    near = [g for g in gates if g["near_bound"]]
     if overall == FAIL:
-        words = ("FAIL: " + (f"{len(failed)} of {len(gates)} gate(s) failed: "
-                             + "; ".join(f"{g['variant']} {_gate_words(g)}" for g in failed[:6])
+        words = ("FAIL: " + (f"{len(failed)} of {len(gates)} gate result(s) failed: "
+                             + "; ".join(f"{g['variant']} {describe_gate(g)}" for g in failed[:6])
                              + ("; ..." if len(failed) > 6 else "") if failed else "; ".join(reasons)) + ".")
-    elif overall == PASS and gates:
-        words = f"PASS: all {len(gates)} gate(s) passed for every variant, confidence intervals included."
     elif overall == PASS:
-        words = "PASS by default: " + "; ".join(reasons) + ". Configure `evaluation.gates` for a real verdict."
+        words = f"PASS: all {len(gates)} gate result(s) passed for every variant, intervals included."
+    elif not gates:
+        words = "INSUFFICIENT EVIDENCE: nothing was judged: " + "; ".join(reasons) + "."
     else:
-        words = (f"INSUFFICIENT EVIDENCE: no gate failed, but {len(undecided)} of {len(gates)} gate(s) could not be "
-                 "decided (the confidence interval straddles the bound, or the group is too small).")
+        parts = []
+        if undecided:
+            parts.append(f"{len(undecided)} undecided (the interval straddles the bound, or the group is too "
+                         "small for the metric)")
+        if unmeasured:
+            parts.append(f"{len(unmeasured)} not evaluable (nothing to measure: "
+                         + "; ".join(f"{g['variant']} {g['label']}" for g in unmeasured[:3])
+                         + ("; ..." if len(unmeasured) > 3 else "") + ")")
+        words = f"INSUFFICIENT EVIDENCE: no gate failed, but of {len(gates)} gate result(s) " + ", ".join(parts) + "."
+    attention = [g for g in gates if g["result"] in (FAIL, NOT_EVALUABLE) or g["near_bound"]
+                 or (g["result"] == INSUFFICIENT)]
     return {"overall": overall, "reasons": reasons, "plain_words": words, "gates_evaluated": bool(gates),
-            "by_variant": by_variant, "gates": gates}
+            "by_variant": by_variant, "gates": gates, "attention": attention,
+            "counts": {"fail": len(failed), "insufficient_evidence": len(undecided),
+                       "not_evaluable": len(unmeasured), "near_bound": len(near),
+                       "pass": sum(g["result"] == PASS for g in gates)}}
 
 
 # -- variants ------------------------------------------------------------------------------
@@ -200,6 +210,21 @@ def key_metrics_of(section: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _value_ci(section: Mapping[str, Any], metric: str) -> list[float] | None:
+    """The interval of a variant's key metric, as the evaluation computed it."""
+    if metric in ("accuracy", "roc_auc"):
+        est = section["overall"].get(metric) or {}
+    elif metric == "worst_group_gap":
+        est = _worst_group_gap(section) or {}
+    elif metric == "flip_rate":
+        est = next((r for r in section["counterfactual"] if r["metric"] == "flip_rate" and r["mode"] == "full"
+                    and r["feature"] == OVERALL_FEATURE), None) or {}
+    else:
+        return None
+    lo, hi = est.get("ci_low"), est.get("ci_high")
+    return [lo, hi] if lo is not None and hi is not None else None
+
+
 def _comparisons(result: FairnessResult, sections: Mapping[str, Mapping[str, Any]],
                  key_metrics: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     out = []
@@ -220,12 +245,19 @@ def _comparisons(result: FairnessResult, sections: Mapping[str, Mapping[str, Any
             diff = va - vb if va is not None and vb is not None else None
             est = paired.get(metric) or {}
             hib = HIGHER_IS_BETTER.get(metric)
+            lo, hi = est.get("ci_low"), est.get("ci_high")
             better = None
             if diff is not None and hib is not None and diff != 0:
-                better = a if (diff > 0) == hib else b
-            rows.append({"metric": metric, "label": label, "a": va, "b": vb, "difference": diff,
-                         "difference_ci_low": est.get("ci_low"), "difference_ci_high": est.get("ci_high"),
-                         "better": better})
+                if metric in MEASURED:
+                    better = a if (diff > 0) == hib else b
+                elif lo is not None and hi is not None and (lo > 0 or hi < 0):
+                    better = a if (lo > 0) == hib else b
+                else:
+                    better = "no clear difference"
+            rows.append({"metric": metric, "label": label, "a": va, "b": vb,
+                         "a_ci": _value_ci(sections[a], metric), "b_ci": _value_ci(sections[b], metric),
+                         "difference": diff, "difference_ci_low": lo, "difference_ci_high": hi,
+                         "measured": metric in MEASURED, "better": better})
         out.append({"a": a, "b": b, "rows": rows,
                     "worst_group_gap": {a: _worst_group_gap(sections[a]), b: _worst_group_gap(sections[b])},
                     "note": "difference = a - b; latency and build cost were measured on this run's machine."})

@@ -26,7 +26,7 @@ def _load(evaluation):
 def test_every_field_has_a_default_and_the_root_config_builds():
     cfg = AuditConfig.model_validate({"audit": {"name": "t"}})
     ev = cfg.evaluation
-    assert ev.bootstrap.resamples == 1000 and ev.bootstrap.level == 0.95
+    assert ev.bootstrap.resamples == 1000 and ev.level == 0.95 and ev.multiplicity == "holm"
     assert ev.bias_auc.power == -5.0 and ev.bias_auc.bias_weights == (0.25, 0.25, 0.25)
     assert ev.gates == () and ev.intersections is True
     assert ev.features(("group", "axis")) == ("group", "axis")
@@ -82,7 +82,13 @@ def test_intersection_feature_name_is_a_valid_gate_feature():
 
 
 @pytest.mark.parametrize("bad", [
-    {"bootstrap": {"level": 1.2}},
+    {"level": 1.2},
+    {"bootstrap": {"level": 0.9}},            # the level moved to `evaluation.level`
+    {"multiplicity": "sidak"},
+    {"gates": [{"metric": "fpr", "bound": 20, "direction": "max"}]},          # a percent typo
+    {"gates": [{"metric": "fpr", "bound": float("nan"), "direction": "max"}]},
+    {"gates": [{"metric": "fpr_ratio", "bound": -0.1, "direction": "min"}]},
+    {"gates": [{"metric": "accuracy_difference", "bound": 1.5, "direction": "max"}]},
     {"bootstrap": {"resamples": -1}},
     {"min_group_size": 0},
     {"ece_bins": 1},
@@ -101,3 +107,13 @@ def test_every_group_metric_is_gateable():
     assert set(GROUP_METRICS) <= set(GATE_METRICS)
     assert {"demographic_parity_difference", "equalized_odds_ratio", "final_bias_score", "fpr_ratio_to_overall",
             "subgroup_auc", "flip_rate", "stereotype_share"} <= set(GATE_METRICS)
+
+
+def test_a_percent_typo_in_a_bound_gets_a_hint():
+    with pytest.raises(ConfigError) as exc:
+        _load({"gates": [{"metric": "flip_rate", "bound": 20, "direction": "max"}]})
+    msg = str(exc.value)
+    assert "evaluation.gates[0]" in msg and "rates are fractions in [0, 1]; did you mean 0.20?" in msg
+    assert "Got 20.0 instead" in msg
+    with pytest.raises(ConfigError, match="finite number"):
+        _load({"gates": [{"metric": "fpr", "bound": float("inf"), "direction": "max"}]})

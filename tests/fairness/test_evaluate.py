@@ -80,7 +80,7 @@ def test_fairness_json_structure_is_stable_and_serializable(result):
         assert set(entry) == {"verdict", "metrics", "disparities", "bias_auc", "counterfactual", "exposure"}
         assert entry["verdict"] is None  # no gates
         cell = entry["metrics"]["group"]["women"]["fpr"]
-        assert set(cell) == {"value", "ci_low", "ci_high", "n", "status"}
+        assert set(cell) == {"value", "ci_low", "ci_high", "n", "status", "method"}
         assert set(entry["metrics"]) == {"overall", "group", "axis"}
         assert "equalized_odds_difference" in entry["disparities"]["group"]
         assert set(entry["bias_auc"]["group"]["groups"]["black"]) == {"subgroup_auc", "bpsn_auc", "bnsp_auc"}
@@ -88,9 +88,10 @@ def test_fairness_json_structure_is_stable_and_serializable(result):
     assert f["variants"]["finetuned"]["exposure"] is None
     assert set(f["variants"]["rag"]["counterfactual"]["groups"]) == {"full", "query_only", "full_minus_query_only"}
     assert f["comparisons"][0]["a"] == "finetuned" and f["comparisons"][0]["b"] == "rag"
-    assert f["verdict"] == "pass" and f["gates"] == []
+    assert f["verdict"] == "insufficient_evidence" and f["gates"] == []  # nothing judged is never a pass
     json.dumps(f, allow_nan=False)
-    cols = ["variant", "feature", "group", "metric", "value", "ci_low", "ci_high", "n", "status"]
+    cols = ["variant", "feature", "group", "metric", "value", "ci_low", "ci_high", "n", "status", "method", "events",
+            "trials"]
     assert list(result["group_metrics"].columns) == cols
 
 
@@ -172,13 +173,20 @@ def test_explicit_comparison_order_flips_the_sign(audit, result):
     assert out["fairness"]["comparisons"][0]["a"] == "rag" and ours == pytest.approx(-theirs)
 
 
-def test_without_resamples_there_are_no_cis_and_gates_use_the_point(audit):
-    cfg = EvaluationConfig(bootstrap={"resamples": 0}, gates=[{"metric": "accuracy", "bound": 0.99,
-                                                               "direction": "min"}])
+def test_without_resamples_only_the_exact_and_analytic_intervals_remain(audit):
+    cfg = EvaluationConfig(bootstrap={"resamples": 0}, min_group_size=20, min_class_count=5,
+                           gates=[{"metric": "accuracy", "bound": 0.99, "direction": "min"},
+                                  {"metric": "brier", "bound": 0.5, "direction": "max"}])
     out = _run(audit, config=cfg)
-    assert out["group_metrics"]["ci_low"].isna().all()
-    assert set(out["gate_results"]["status"]) == {"fail"}
-    assert out["gate_results"]["reason"].str.contains("no CI").all()
+    gm = out["group_metrics"]
+    ok = gm["status"] == "ok"
+    analytic = gm["metric"].isin(["accuracy", "fpr", "tpr", "roc_auc", "bpsn_auc"])
+    assert gm.loc[ok & analytic, "ci_low"].notna().all()
+    assert gm.loc[ok & gm["metric"].isin(["brier", "ece", "balanced_accuracy"]), "ci_low"].isna().all()
+    gates = out["gate_results"].set_index("metric")
+    assert set(gates.loc["accuracy", "status"]) == {"fail"}   # exact intervals need no resamples
+    assert set(gates.loc["brier", "status"]) == {"insufficient_evidence"}  # never the point estimate alone
+    assert gates.loc["brier", "reason"].str.contains("no bootstrap resamples").all()
 
 
 def test_twin_prediction_of_unknown_example_is_a_data_error(audit):
@@ -188,11 +196,15 @@ def test_twin_prediction_of_unknown_example_is_a_data_error(audit):
         _run(audit, twin_predictions=tp)
 
 
-def test_record_ci_is_widened_to_contain_the_point():
+def test_an_interval_is_never_widened_to_contain_its_point():
+    from pipelines.fairness._calibrate import assign_intervals
     from pipelines.fairness._sliced import make_record
 
-    rec = make_record(point=0.5, boot=np.array([0.6, 0.7, 0.8, 0.9]), status="ok", level=0.9, metric="x")
-    assert rec["ci_low"] == 0.5 and rec["ci_high"] > 0.8
+    rng = np.random.default_rng(0)
+    boot = rng.normal(0.75, 0.05, 2000)  # a biased statistic: every replicate above the point
+    rec = make_record(point=0.5, boot=boot, status="ok", level=0.9, metric="brier_difference")
+    assign_intervals([rec], level=0.9, proportion_method="clopper-pearson")
+    assert rec["method"] == "bootstrap-bc" and rec["ci_low"] > 0.5  # not stretched down to 0.5
     rec = make_record(point=float("nan"), boot=None, status="ok", level=0.9, metric="x")
     assert rec["status"] == "undefined" and rec["value"] is None
 

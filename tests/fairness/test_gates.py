@@ -6,41 +6,25 @@ import pytest
 
 from pipelines.errors import ConfigError
 from pipelines.config import EvaluationConfig
-from pipelines.fairness import evaluate_fairness, judge, verdict
+from pipelines.fairness import counted, evaluate_fairness, verdict
 from pipelines.fairness._gates import MSG_UNKNOWN_GROUP
 
 from tests.fairness._synthetic import GROUPS, make_audit
 
 
-@pytest.mark.parametrize("ci, direction, expected", [
-    ((0.1, 0.2), "max", "pass"),
-    ((0.31, 0.4), "max", "fail"),
-    ((0.2, 0.4), "max", "insufficient_evidence"),
-    ((0.3, 0.4), "max", "insufficient_evidence"),  # touches the bound from above: not a clear fail
-    ((0.1, 0.3), "max", "pass"),  # at the bound is allowed
-    ((0.8, 0.9), "min", "pass"),
-    ((0.5, 0.69), "min", "fail"),
-    ((0.6, 0.8), "min", "insufficient_evidence"),
-])
-def test_judge_uses_the_whole_ci(ci, direction, expected):
-    bound = 0.3 if direction == "max" else 0.7
-    value = sum(ci) / 2
-    assert judge(value=value, ci_low=ci[0], ci_high=ci[1], status="ok", bound=bound, direction=direction)[0] == expected
-
-
-def test_judge_without_ci_uses_point_and_insufficient_data_is_insufficient_evidence():
-    assert judge(value=0.2, ci_low=None, ci_high=None, status="ok", bound=0.3, direction="max")[0] == "pass"
-    assert judge(value=0.4, ci_low=None, ci_high=None, status="ok", bound=0.3, direction="max")[0] == "fail"
-    status, reason = judge(value=None, ci_low=None, ci_high=None, status="insufficient_data", bound=0.3,
-                           direction="max")
-    assert status == "insufficient_evidence" and "insufficient_data" in reason
-
-
 def test_verdict_order():
     assert verdict(["pass", "fail", "insufficient_evidence"]) == "fail"
     assert verdict(["pass", "insufficient_evidence"]) == "insufficient_evidence"
+    assert verdict(["pass", "not_evaluable"]) == "insufficient_evidence"
     assert verdict(["pass", "pass"]) == "pass"
-    assert verdict([]) == "pass"
+    assert verdict([]) == "insufficient_evidence"  # nothing judged is never a pass
+
+
+def test_optional_gates_not_evaluable_do_not_count():
+    rows = [{"status": "pass", "optional": False}, {"status": "not_evaluable", "optional": True}]
+    assert counted(rows) == ["pass"] and verdict(counted(rows)) == "pass"
+    rows[1]["optional"] = False
+    assert verdict(counted(rows)) == "insufficient_evidence"
 
 
 @pytest.fixture(scope="module")
@@ -83,20 +67,36 @@ def test_unbiased_data_passes_and_verdict_is_pass():
     assert out["fairness"]["verdict"] == "pass"
 
 
-def test_small_data_gives_insufficient_evidence():
+def test_small_groups_are_judged_with_exact_intervals_and_too_small_aucs_are_insufficient():
     data = make_audit(n_per_group=40, seed=7)
-    out = _run(data, [{"metric": "fpr", "bound": 0.1, "direction": "max", "groups": ["women"]}],
+    out = _run(data, [{"metric": "fpr", "bound": 0.99, "direction": "max", "groups": ["women"]},
+                      {"metric": "roc_auc", "bound": 0.5, "direction": "min", "groups": ["women"]}],
                min_group_size=50)
-    assert set(out["gate_results"]["status"]) == {"insufficient_evidence"}
+    gates = out["gate_results"].set_index(["metric", "variant"])
+    # a rate has an exact interval at any size: judged (and here clearly within 0.99)
+    assert (gates.loc["fpr", "status"] == "pass").all() and (gates.loc["fpr", "method"] == "clopper-pearson").all()
+    # an AUC of a group below min_group_size is not hidden: listed as insufficient, with the reason
+    auc = gates.loc["roc_auc"]
+    assert (auc["status"] == "insufficient_evidence").all()
+    assert auc["reason"].str.contains("too small for roc_auc").all()
     assert out["fairness"]["verdict"] == "insufficient_evidence"
 
 
-def test_gates_on_counterfactual_and_exposure_metrics_skip_variants_without_them(planted):
-    out = _run(planted, [{"metric": "stereotype_share", "bound": 0.9, "direction": "max"},
-                         {"metric": "flip_rate", "bound": 0.5, "direction": "max", "mode": "query_only"}])
+def test_a_variant_without_the_measurement_is_not_evaluable_never_dropped(planted):
+    gates_cfg = [{"metric": "stereotype_share", "bound": 0.9, "direction": "max"},
+                 {"metric": "flip_rate", "bound": 0.5, "direction": "max", "mode": "query_only"}]
+    out = _run(planted, gates_cfg)
     gates = out["gate_results"]
-    assert set(gates["variant"]) == {"rag"}  # the fine-tuned variant has no retrieval and no query_only twins
-    assert (gates["status"] == "pass").all()
+    assert (gates.loc[gates["variant"] == "rag", "status"] == "pass").all()
+    # the fine-tuned variant has no retrieval and no query_only twins: one row per gate, with the reason
+    ft = gates[gates["variant"] == "finetuned"].set_index("metric")
+    assert ft["status"].tolist() == ["not_evaluable", "not_evaluable"]
+    assert "retrieves no documents" in ft.loc["stereotype_share", "reason"]
+    assert "no counterfactual twins scored in mode 'query_only'" in ft.loc["flip_rate", "reason"]
+    assert out["fairness"]["verdict"] == "insufficient_evidence"
+    # optional gates may be not evaluable for some variants without holding the verdict back
+    out = _run(planted, [{**g, "optional": True} for g in gates_cfg])
+    assert out["fairness"]["verdict"] == "pass"
 
 
 def test_gate_naming_an_unknown_group_is_a_config_error_with_suggestion(planted):
@@ -109,7 +109,8 @@ def test_gate_naming_an_unknown_group_is_a_config_error_with_suggestion(planted)
 
 def test_feature_level_gates_on_counterfactual_exposure_and_bias_score(planted):
     out = _run(planted, [{"metric": "flip_rate_difference", "bound": 0.5, "direction": "max", "variants": ["rag"]},
-                         {"metric": "stereotype_share_difference", "bound": 0.5, "direction": "max"},
+                         {"metric": "stereotype_share_difference", "bound": 0.5, "direction": "max",
+                          "variants": ["rag"]},
                          {"metric": "final_bias_score", "bound": 0.5, "direction": "min"}])
     gates = out["gate_results"]
     assert (gates["status"] == "pass").all(), gates[["metric", "variant", "status", "reason"]]

@@ -84,9 +84,11 @@ def test_single_class_group_gives_insufficient_data_for_auc_not_a_crash():
     s = np.linspace(0.05, 0.95, 20)
     res = _run(g, y, s, (s > 0.5).astype(int), min_class_count=1)
     by = {(r["group"], r["metric"]): r for r in res["group_metrics"] + res["bias_auc"]}
-    for metric in ("roc_auc", "fpr", "subgroup_auc", "bpsn_auc", "balanced_accuracy"):
+    for metric in ("roc_auc", "subgroup_auc", "bpsn_auc", "balanced_accuracy"):
         assert by[("a", metric)]["status"] == STATUS_INSUFFICIENT
         assert by[("a", metric)]["value"] is None and by[("a", metric)]["ci_low"] is None
+    # a rate without a single trial is undefined (no negatives: no FPR), never 0
+    assert by[("a", "fpr")]["status"] == "undefined" and by[("a", "fpr")]["value"] is None
     assert by[("a", "tpr")]["status"] == "ok"
     assert by[("b", "roc_auc")]["status"] == "ok"
     # a disparity over a single eligible group is insufficient, not a number
@@ -95,16 +97,17 @@ def test_single_class_group_gives_insufficient_data_for_auc_not_a_crash():
     assert disp["roc_auc_difference"]["value"] is None
 
 
-def test_small_group_is_reported_as_insufficient_data():
+def test_small_group_keeps_its_rates_and_loses_only_what_needs_size():
     g = np.array(["a"] * 5 + ["b"] * 40)
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 45)
     s = rng.random(45)
     res = _run(g, y, s, (s > 0.5).astype(int), min_group_size=10)
-    for r in res["group_metrics"]:
-        if r["group"] == "a" and r["metric"] != "count":
-            assert r["status"] == STATUS_INSUFFICIENT and r["value"] is None
-    assert next(r for r in res["group_metrics"] if r["group"] == "a" and r["metric"] == "count")["value"] == 5
+    by = {r["metric"]: r for r in res["group_metrics"] if r["group"] == "a"}
+    assert by["count"]["value"] == 5
+    for m in ("roc_auc", "balanced_accuracy", "brier", "ece"):  # need min_group_size rows
+        assert by[m]["status"] == STATUS_INSUFFICIENT and by[m]["value"] is None
+    assert by["accuracy"]["status"] == "ok" and by["accuracy"]["trials"] == 5  # exact interval at any size
 
 
 def test_full_evaluation_is_invariant_to_row_order_including_cis(audit):

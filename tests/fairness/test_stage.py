@@ -34,7 +34,8 @@ def test_stage_specs_wire_the_contract_inputs():
     assert COUNTERFACTUALS_STAGE.inputs == {"audit_sample": "load_data.audit_sample"}
     assert EVALUATE_STAGE.inputs["predictions"] == "predict.predictions"
     assert EVALUATE_STAGE.inputs["twins"] == "counterfactuals.twins"
-    assert set(EVALUATE_STAGE.optional_inputs) == {"twins", "twin_predictions", "retrievals"}
+    assert EVALUATE_STAGE.inputs["data_summary"] == "load_data.data_summary"
+    assert set(EVALUATE_STAGE.optional_inputs) == {"twins", "twin_predictions", "retrievals", "data_summary"}
     assert "evaluation" in EVALUATE_STAGE.config_sections
 
 
@@ -63,9 +64,26 @@ def test_evaluate_stage_returns_json_and_tables(tmp_path):
     assert out["exposure_metrics"].empty
 
 
+def test_a_group_the_data_has_but_the_sample_lacks_is_not_evaluable(tmp_path):
+    cfg = _config(tmp_path, gates=[{"metric": "fpr", "bound": 0.9, "direction": "max"}])
+    data = make_audit(n_per_group=60)
+    # the data (all splits) has a group "roma" that no audited row belongs to
+    summary = {"splits": {"all": {"features": {"group": {g: {"count": 1} for g in
+                                                         [*data["audit_sample"]["group"].unique(), "roma"]}}}}}
+    out = evaluate_stage(_ctx(cfg, tmp_path), audit_sample=data["audit_sample"], twins=data["twins"],
+                         predictions=data["predictions"], twin_predictions=data["twin_predictions"],
+                         retrievals=None, data_summary=summary)
+    gates = out["gate_results"]
+    roma = gates[gates["group"] == "roma"]
+    assert set(roma["variant"]) == {"finetuned", "rag"} and set(roma["status"]) == {"not_evaluable"}
+    assert all("roma" in r for r in roma["reason"])
+    assert out["fairness"]["verdict"] == "insufficient_evidence"  # it passed without the absent group
+    assert out["fairness"]["groups"]["group"]["roma"] == 0
+
+
 def test_runner_writes_every_artifact(tmp_path):
     data = make_audit(n_per_group=60)
-    cfg = _config(tmp_path, gates=[{"metric": "equalized_odds_difference", "bound": 0.0001, "direction": "max"}])
+    cfg = _config(tmp_path, gates=[{"metric": "fpr", "bound": 0.0001, "direction": "max"}])
 
     def load(ctx):
         return {"audit_sample": data["audit_sample"]}

@@ -69,10 +69,10 @@ def test_verdict_matches_the_gates(tmp_path):
 
 
 @pytest.mark.parametrize("gates, verdict, words", [
-    ([{"metric": "accuracy", "bound": 0.0, "direction": "min"}], "pass", "PASS: all 4 gate(s) passed"),
+    ([{"metric": "accuracy", "bound": 0.0, "direction": "min"}], "pass", "PASS: all 4 gate result(s) passed"),
     ([{"metric": "accuracy", "bound": 0.99, "direction": "min", "variants": ["rag"]}], "fail",
-     "FAIL: 2 of 2 gate(s) failed: rag accuracy >= 0.99 for men: 0.675 ["),
-    ([], "pass", "no fairness gates are configured"),
+     "FAIL: 2 of 2 gate result(s) failed: rag accuracy >= 0.99 for men: 0.675 ["),
+    ([], "insufficient_evidence", "no fairness gates are configured"),
 ])
 def test_verdict_in_plain_words(tmp_path, gates, verdict, words):
     soup, summary, _, _ = _render(tmp_path, cfg=audit_config(tmp_path, gates=gates))
@@ -118,7 +118,11 @@ def test_key_numbers_match_summary_and_an_independent_computation(tmp_path):
         tr = soup.select_one(f'#comparison-table-1 tr[data-metric="{row["metric"]}"]')
         for side in ("a", "b"):
             cell = tr.select_one(f'td[data-variant="{comp[side]}"]')
-            assert cell.get_text(strip=True) == fmt(row[side])
+            ci = row.get(f"{side}_ci")
+            shown = fmt(row[side]) + (f"[{fmt(ci[0])}, {fmt(ci[1])}]" if ci else "")
+            assert cell.get_text(strip=True) == shown
+            if ci:  # the variant's own interval brackets its value
+                assert ci[0] <= row[side] <= ci[1]
             if row[side] is not None:
                 assert _float(cell) == pytest.approx(row[side])
     # per-group cells show the evaluation's values
@@ -163,7 +167,8 @@ def test_report_without_evaluation_renders_and_says_what_is_missing(tmp_path):
     assert {li["data-missing"] for li in soup.select("#missing li")} == missing
     # no metric is recomputed by the report: without the evaluation there are none
     assert summary["variants"] == {} and summary["key_metrics"] == {} and summary["comparisons"] == []
-    assert summary["verdict"]["overall"] == "pass" and not summary["verdict"]["gates_evaluated"]
+    # nothing was evaluated, so nothing can pass
+    assert summary["verdict"]["overall"] == "insufficient_evidence" and not summary["verdict"]["gates_evaluated"]
     assert "the evaluation did not run" in summary["verdict"]["plain_words"]
 
 

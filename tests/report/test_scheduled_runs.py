@@ -17,6 +17,8 @@ import pytest
 import yaml
 
 from pipelines.core.history import list_runs
+from pipelines.fairness.result import INSUFFICIENT
+from pipelines.graph import EXIT_CODES
 from tests.conftest import REPO
 
 PY = sys.executable
@@ -39,6 +41,10 @@ def small_audit(tmp_path):
     path = tmp_path / "audit.yaml"
     path.write_text(yaml.safe_dump(cfg), encoding="utf-8")
     return path
+
+
+# A finished run with no variants judged nothing: its verdict is insufficient_evidence, exit 3.
+NOTHING_JUDGED = EXIT_CODES[INSUFFICIENT]
 
 
 def _start(*args, cwd=REPO):
@@ -77,8 +83,8 @@ def test_two_runs_at_once_one_waits_or_is_refused_cleanly(small_audit, tmp_path)
     rc_refused, _, err_refused = _finish(refused)
     rc_first, out_first, err_first = _finish(first)
     rc_waiting, _, err_waiting = _finish(waiting)
-    assert rc_first == 0, err_first
-    assert rc_waiting == 0, err_waiting
+    assert rc_first == NOTHING_JUDGED, err_first
+    assert rc_waiting == NOTHING_JUDGED, err_waiting
     assert rc_refused == 2
     errors = [line for line in err_refused.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "another run of audit 'small' is in progress" in errors[0] and ".run.lock" in errors[0]
@@ -87,7 +93,7 @@ def test_two_runs_at_once_one_waits_or_is_refused_cleanly(small_audit, tmp_path)
     # history: the two finished runs, the refused one not at all
     rows = list_runs(runs_root, "small")
     assert sorted(r["run_id"] for r in rows) == ["first", "waiting"]
-    assert all(r["status"] == "complete" and r["verdict"] == "pass" for r in rows)
+    assert all(r["status"] == "complete" and r["verdict"] == INSUFFICIENT for r in rows)
     # the run that waited charts the one it waited for
     summary = json.loads((runs_root / "small" / "waiting" / "report" / "summary.json").read_text())
     assert [t["run_id"] for t in summary["trend"]] == ["first", "waiting"]
@@ -112,7 +118,7 @@ def test_a_run_killed_mid_way_resumes_to_the_same_numbers(small_audit, tmp_path)
 
     resumed = _start(small_audit, "--run-id", "resumed")  # the lock died with the killed process
     rc, out, err = _finish(resumed)
-    assert rc == 0, err
+    assert rc == NOTHING_JUDGED, err
     m_resumed = json.loads((runs_root / "small" / "resumed" / "manifest.json").read_text())
     assert m_resumed["stages"]["load_data"]["cache_hit"] is True
     assert m_resumed["status"] == "complete"
@@ -122,7 +128,7 @@ def test_a_run_killed_mid_way_resumes_to_the_same_numbers(small_audit, tmp_path)
     clean = _start(small_audit, "--run-id", "clean", "--runs-dir", fresh_root / "runs", "--cache-dir",
                    fresh_root / "cache")
     rc, _, err = _finish(clean)
-    assert rc == 0, err
+    assert rc == NOTHING_JUDGED, err
     a = json.loads((runs_root / "small" / "resumed" / "report" / "summary.json").read_text())
     b = json.loads((fresh_root / "runs" / "small" / "clean" / "report" / "summary.json").read_text())
     assert _numbers(a) == _numbers(b)

@@ -66,6 +66,14 @@ def test_three_kinds_audited_side_by_side_through_the_cli(three_variant_audit, t
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["status"] == "complete"
     assert proc.returncode == {"pass": 0, "fail": 1, "insufficient_evidence": 3}[manifest["verdict"]]
+    # logged scores have no twins: prod's flip_rate gate cannot be measured, so the run cannot pass,
+    # and the terminal names the gate that held it back
+    prod_flip = [g for g in json.loads((run / "evaluate" / "fairness.json").read_text())["gates"]
+                 if g["variant"] == "prod" and g["metric"] == "flip_rate"]
+    assert [g["status"] for g in prod_flip] == ["not_evaluable"]
+    assert manifest["verdict"] != "pass" and proc.returncode != 0
+    assert any(line.strip().startswith("NOT EVALUABLE: prod flip_rate") for line in proc.stdout.splitlines()), \
+        proc.stdout
 
     built = load_stage_outputs(run / "build_variants")["variants"]
     assert {n: b["kind"] for n, b in built.items()} == {"tuned": "finetuned", "ckpt": "classifier",

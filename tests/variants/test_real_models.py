@@ -19,7 +19,9 @@ def test_real_models_end_to_end(tmp_path):
 
     from pipelines.config import config_from_dict
     from pipelines.core.runner import StageContext
-    from pipelines.stages.predict.run import build_variants_stage, make_predictor, predict_stage
+    from pipelines.stages.build_variants.run import build_variants as build_variants_stage
+    from pipelines.stages.predict.run import predict as predict_stage
+    from pipelines.variants import load_predictor
 
     groups = ["women", "black people", "jews", "muslims"]
     neg = ["are lazy and stupid", "are all criminals", "only care about money", "are violent"]
@@ -40,7 +42,9 @@ def test_real_models_end_to_end(tmp_path):
                           "text": [t.replace("women", "men").replace("muslims", "christians") for t in audit["text"][:6]]})
     cfg = config_from_dict({
         "audit": {"name": "real"}, "output": {"cache_dir": str(tmp_path / "cache")},
-        "variants": {"finetuned": {"training": {"epochs": 1, "batch_size": 16}}, "threshold": {"max_validation_rows": 20}},
+        "variants": [{"name": "finetuned", "kind": "finetuned", "training": {"epochs": 1, "batch_size": 16}},
+                     {"name": "rag", "kind": "rag"}],
+        "scoring": {"max_validation_rows": 20},
     }, base_dir=tmp_path)
     (tmp_path / "s").mkdir()
     ctx = StageContext(config=cfg, run_id="r", scratch_dir=tmp_path / "s", cache_dir=cfg.cache_dir,
@@ -59,7 +63,7 @@ def test_real_models_end_to_end(tmp_path):
     assert (pred["raw_score"].groupby(pred["variant"]).std() > 1e-3).all()
 
     # the RAG score of one example equals a manual softmax over the answer-token logits of a plain forward pass
-    rag = make_predictor("rag", built["rag"], cfg.variants)
+    rag = load_predictor(cfg.variant("rag"), built["rag"], index=1)
     one = rag.predict([audit["text"][0]])
     docs = [(rag.kb.docs["text"][j], int(rag.kb.docs["doc_label"][j])) for j in one.extras["retrieved_index"][0]]
     ids = rag.scorer.prompt_ids(audit["text"][0], docs)

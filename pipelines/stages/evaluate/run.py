@@ -14,12 +14,18 @@ __all__ = ["evaluate"]
 
 def evaluate(ctx: StageContext, *, audit_sample: pd.DataFrame, twins: pd.DataFrame | None,
              predictions: pd.DataFrame, twin_predictions: pd.DataFrame | None,
-             retrievals: pd.DataFrame | None) -> dict[str, Any]:
-    """Sliced metrics, disparities, bias AUCs, counterfactuals, exposure, comparisons and gates."""
+             retrievals: pd.DataFrame | None, data_summary: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Sliced metrics, disparities, bias AUCs, counterfactuals, exposure, comparisons and gates.
+
+    Every group the data has (in any split, from ``data_summary``) is expected: one that the
+    audit sample lacks is reported with n = 0 and makes its gates not evaluable.
+    """
     cfg = ctx.config
+    features = ((data_summary or {}).get("splits", {}).get("all", {}).get("features")) or {}
+    expected = {f: sorted(groups) for f, groups in features.items()}
     result = evaluate_fairness(audit_sample=audit_sample, predictions=predictions, config=cfg.evaluation,
                                data_features=tuple(cfg.data.sensitive_features), seed=ctx.seed, twins=twins,
                                twin_predictions=twin_predictions, retrievals=retrievals,
-                               variant_order=cfg.variant_names())
+                               variant_order=cfg.variant_names(), expected_groups=expected)
     ctx.log.info("fairness verdict: %s (%d gate results)", result.verdict, len(result.gate_results))
     return result.to_artifacts()

@@ -15,10 +15,11 @@ SPEC = Stage(
         "predictions": "predict.predictions",
         "twin_predictions": "predict.twin_predictions",
         "retrievals": "predict.retrievals",
+        "data_summary": "load_data.data_summary",
     },
-    optional_inputs=("twins", "twin_predictions", "retrievals"),
+    optional_inputs=("twins", "twin_predictions", "retrievals", "data_summary"),
     outputs=RESULT_ARTIFACTS,
     config_sections=("data", "evaluation"),
     config_values=lambda cfg: {"variant_order": list(cfg.variant_names())},
-    version="2",
+    version="3",
 )

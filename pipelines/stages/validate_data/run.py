@@ -295,7 +295,7 @@ def _leakage(cfg: AuditConfig, frames: Mapping[str, pd.DataFrame], splits: Path 
         if kb.path is None:
             kbs.append((name, None, "the train split"))
             continue
-        from pipelines.variants.rag import load_documents
+        from pipelines.variants.retrieval import load_documents
 
         path = cfg.resolve(kb.path)
         docs = load_documents(path, fmt=kb.format, text_column=kb.text_column, id_column=kb.id_column,
