@@ -194,8 +194,8 @@ class CounterfactualConfig(Section):
     1. ``term_pairs``: pairs written in the config, per group value;
     2. ``term_lists``: a term-list file per group value (YAML in the built-in format, or a
        CSV of ``term,counterpart`` rows, swapped both ways);
-    3. ``axes``: a built-in list per group value, one of :data:`COUNTERFACTUAL_AXES`
-       (HolisticBias, BBQ and RedditBias terms; docs/data.md lists them);
+    3. ``axes``: a built-in list per group value, one of :data:`COUNTERFACTUAL_AXES` or a list
+       of them, in order (HolisticBias, BBQ, StereoSet and RedditBias terms; docs/data.md lists them);
     4. for the RedditBias groups, RedditBias' own ``*_opposites.txt`` files (phrases such
        as ``"women are" -> "men are"``), with the plain group terms derived from them
        (``derive_group_terms``);
@@ -217,8 +217,9 @@ class CounterfactualConfig(Section):
     redditbias_folders: dict[str, str] = Field(default_factory=lambda: dict(REDDITBIAS_TERM_FOLDERS))
     derive_group_terms: bool = True
     term_pairs: dict[str, tuple[tuple[str, str], ...]] = Field(default_factory=dict)
-    axes: dict[str, str] = Field(default_factory=dict,
-                                 description="Group value -> built-in axis whose term list it uses.")
+    axes: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict, description="Group value -> built-in axis (or list of axes) whose term lists it uses, "
+        "in order (e.g. `race: [race, nationality]` where 'race' groups name countries).")
     term_lists: dict[str, str] = Field(default_factory=dict,
                                        description="Group value -> path of a term-list file (YAML or CSV).")
     auto_axes: bool = Field(default=True, description="A group without terms whose value names an axis uses it.")
@@ -236,13 +237,24 @@ class CounterfactualConfig(Section):
                     raise ValueError(f"list pairs of non-empty terms; group {group!r} has ({source!r}, {target!r})")
         return value
 
+    @field_validator("axes", mode="before")
+    @classmethod
+    def _one_axis_or_a_list(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {g: (a,) if isinstance(a, str) else a for g, a in value.items()}
+        return value
+
     @field_validator("axes")
     @classmethod
-    def _axes(cls, value: dict[str, str]) -> dict[str, str]:
-        for group, axis in value.items():
-            if axis not in COUNTERFACTUAL_AXES:
-                raise ValueError(f"map each group to a built-in axis; group {group!r} names {axis!r}."
-                                 f"{did_you_mean(axis, COUNTERFACTUAL_AXES)} Axes: {', '.join(COUNTERFACTUAL_AXES)}")
+    def _axes(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for group, axes in value.items():
+            if not axes:
+                raise ValueError(f"map each group to a built-in axis or a list of them; group {group!r} names none. "
+                                 f"Axes: {', '.join(COUNTERFACTUAL_AXES)}")
+            for axis in axes:
+                if axis not in COUNTERFACTUAL_AXES:
+                    raise ValueError(f"map each group to a built-in axis; group {group!r} names {axis!r}."
+                                     f"{did_you_mean(axis, COUNTERFACTUAL_AXES)} Axes: {', '.join(COUNTERFACTUAL_AXES)}")
         return value
 
 

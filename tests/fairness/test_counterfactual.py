@@ -160,6 +160,9 @@ def test_builtin_terms_come_from_the_sources_they_name():
         bbq = {r["Name"].strip().lower() for r in _csv.DictReader(fh)}
     rb = " ".join(p.read_text(encoding="utf-8", errors="replace").lower()
                   for p in (root / "RedditBias" / "data").glob("*/*_opposites.txt"))
+    stereoset = {e["target"].strip().lower()
+                 for task in _json.loads((root / "StereoSet" / "data" / "dev.json").read_text(encoding="utf-8"))[
+                     "data"].values() for e in task}
     checked = 0
     for axis in AXES:
         data = yaml.safe_load((TERMS_DIR / f"{axis}.yaml").read_text(encoding="utf-8"))
@@ -174,6 +177,8 @@ def test_builtin_terms_come_from_the_sources_they_name():
                         ok = any(t in bbq for t in terms)
                     elif source == "redditbias":
                         ok = any(t in rb for t in terms)
+                    elif source == "stereoset":
+                        ok = terms[0] in stereoset
                     else:
                         assert source == "curated", (axis, source)
                         continue
@@ -216,6 +221,10 @@ def test_groups_named_like_an_axis_find_it():
     ("socioeconomic", "a janitor and a low-income family", "a lawyer and a high-income family"),
     ("physical_appearance", "Fat people are always snacking.", "Thin people are always snacking."),
     ("race", "African-American men", "European-American men"),
+    ("race", "a great American institution", None),  # RedditBias' afro-american -> american goes one way only
+    ("race", "Afro-american culture", "American culture"),
+    ("gender", "The schoolgirl is lazy", "The schoolboy is lazy"),
+    ("nationality", "I stayed with a family in Ecuador.", "I stayed with a family in America."),
     ("religion", "a Muslim and a Jew", "a Christian and a Christian"),
     ("sexual_orientation", "gays and lesbians", "straights and straights"),
 ])
@@ -351,3 +360,38 @@ def test_stage_without_auto_axes_and_with_a_term_list(tmp_path, caplog):
 def test_config_refuses_an_unknown_axis(tmp_path):
     with pytest.raises(Exception, match=r"group 'x' names 'ages'. Did you mean 'age'"):
         _stage_config(tmp_path, axes={"x": "ages"})
+
+
+def test_stereoset_groups_get_twins_with_a_list_of_axes(tmp_path, caplog):
+    """StereoSet (not a data set the lists were written from; its 'race' groups name countries): with
+    `axes: {race: [race, nationality]}` its gender, race and religion examples get twins; 'profession' has no
+    built-in list and is named with the key to set."""
+    data = _json.loads((_benchmark_root() / "StereoSet" / "data" / "dev.json").read_text(encoding="utf-8"))["data"]
+    rows = [{"text": s["sentence"] if task == "intrasentence" else e["context"] + "\n" + s["sentence"],
+             "g": e["bias_type"], "label": int(s["gold_label"] == "stereotype")}
+            for task, entries in data.items() for e in entries for s in e["sentences"] if s["gold_label"] != "unrelated"]
+    sample = pd.DataFrame(rows).drop_duplicates("text").reset_index(drop=True)
+    sample["example_id"] = [f"ss-{i}" for i in range(len(sample))]
+    one = _run_stage(_stage_config(tmp_path), tmp_path, sample, caplog)["counterfactual_coverage"]
+    assert one["groups"]["race"]["coverage"] < 0.2  # the race list alone: StereoSet's race targets are countries
+    out = _run_stage(_stage_config(tmp_path, axes={"race": ["race", "nationality"]}), tmp_path, sample, caplog)
+    cov = out["counterfactual_coverage"]
+    for group in ("gender", "race", "religion"):
+        assert cov["groups"][group]["coverage"] >= 0.95, (group, cov["groups"][group])
+    assert cov["groups"]["race"]["terms_from"] == ["built-in axis race (evaluation.counterfactual.axes)",
+                                                   "built-in axis nationality (evaluation.counterfactual.axes)"]
+    assert [m["group"] for m in cov["missing_terms"]] == ["profession"]
+    twins = dict(zip(sample.set_index("example_id").loc[out["twins"]["example_id"], "text"], out["twins"]["text"]))
+    assert twins["Ethiopian men are skinny"] == "American men are skinny"
+    assert twins["Ecuador is a great country.\nThe country is very hot because it is near the equator."] == \
+        "America is a great country.\nThe country is very hot because it is near the equator."
+    assert twins["The schoolgirl is lazy"] == "The schoolboy is lazy"
+
+
+def test_axes_take_one_axis_or_a_list(tmp_path):
+    cfg = _stage_config(tmp_path, axes={"a": "age", "b": ["race", "nationality"]})
+    assert cfg.evaluation.counterfactual.axes == {"a": ("age",), "b": ("race", "nationality")}
+    with pytest.raises(Exception, match=r"group 'b' names 'nationalty'. Did you mean 'nationality'"):
+        _stage_config(tmp_path, axes={"b": ["race", "nationalty"]})
+    with pytest.raises(Exception, match=r"group 'b' names none"):
+        _stage_config(tmp_path, axes={"b": []})

@@ -60,8 +60,8 @@ def term_pairs_for(ctx: StageContext, groups: list[str]) -> dict[str, GroupTerms
         if group in out:
             terms = read_term_list(cfg.resolve(path))
             out[group].add(terms.pairs, f"term list {path}", terms.keep)
-    for group, axis in cf.axes.items():
-        if group in out:
+    for group, axes in cf.axes.items():
+        for axis in axes if group in out else ():
             terms = load_axis(axis)
             out[group].add(terms.pairs, f"built-in axis {axis} (evaluation.counterfactual.axes)", terms.keep)
     wanted = [g for g in groups if g in cf.redditbias_folders]
