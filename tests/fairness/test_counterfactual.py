@@ -225,6 +225,13 @@ def test_groups_named_like_an_axis_find_it():
     ("race", "Afro-american culture", "American culture"),
     ("gender", "The schoolgirl is lazy", "The schoolboy is lazy"),
     ("nationality", "I stayed with a family in Ecuador.", "I stayed with a family in America."),
+    # a label or slur maps to a plain description one way only: the plain words never become the label
+    ("physical_appearance", "Short people are angry", "Tall people are angry"),
+    ("physical_appearance", "A thin person ate", "A fat person ate"),
+    ("physical_appearance", "Midgets are rude", "Tall people are rude"),
+    ("disability", "Sane people are boring", "Insane people are boring"),
+    ("disability", "a court hearing", None),
+    ("disability", "Lunatics everywhere", "Sane people everywhere"),
     ("religion", "a Muslim and a Jew", "a Christian and a Christian"),
     ("sexual_orientation", "gays and lesbians", "straights and straights"),
 ])
