@@ -239,22 +239,14 @@ class CounterfactualConfig(Section):
 
     @field_validator("axes", mode="before")
     @classmethod
-    def _one_axis_or_a_list(cls, value: Any) -> Any:
-        if isinstance(value, dict):
-            return {g: (a,) if isinstance(a, str) else a for g, a in value.items()}
-        return value
-
-    @field_validator("axes")
-    @classmethod
-    def _axes(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
-        for group, axes in value.items():
-            if not axes:
-                raise ValueError(f"map each group to a built-in axis or a list of them; group {group!r} names none. "
-                                 f"Axes: {', '.join(COUNTERFACTUAL_AXES)}")
-            for axis in axes:
+    def _axes(cls, value: Any) -> Any:
+        value = {g: (a,) if isinstance(a, str) else a for g, a in value.items()} if isinstance(value, dict) else value
+        for group, axes in (value.items() if isinstance(value, dict) else ()):
+            for axis in (axes or [""]) if isinstance(axes, (list, tuple)) else ():  # other types: pydantic says
                 if axis not in COUNTERFACTUAL_AXES:
-                    raise ValueError(f"map each group to a built-in axis; group {group!r} names {axis!r}."
-                                     f"{did_you_mean(axis, COUNTERFACTUAL_AXES)} Axes: {', '.join(COUNTERFACTUAL_AXES)}")
+                    raise ValueError(f"map each group to a built-in axis (or a list of them); group {group!r} names "
+                                     f"{axis or 'none'!r}.{did_you_mean(str(axis), COUNTERFACTUAL_AXES)} "
+                                     f"Axes: {', '.join(COUNTERFACTUAL_AXES)}")
         return value
 
 

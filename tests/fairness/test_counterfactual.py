@@ -400,5 +400,5 @@ def test_axes_take_one_axis_or_a_list(tmp_path):
     assert cfg.evaluation.counterfactual.axes == {"a": ("age",), "b": ("race", "nationality")}
     with pytest.raises(Exception, match=r"group 'b' names 'nationalty'. Did you mean 'nationality'"):
         _stage_config(tmp_path, axes={"b": ["race", "nationalty"]})
-    with pytest.raises(Exception, match=r"group 'b' names none"):
+    with pytest.raises(Exception, match=r"group 'b' names 'none'"):
         _stage_config(tmp_path, axes={"b": []})
