@@ -89,9 +89,17 @@ def _overrides(args: argparse.Namespace) -> dict:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from pipelines.config import load_config
+    from pipelines.graph import preflight
 
     cfg = load_config(args.config)
-    print(f"{args.config}: OK (audit {cfg.audit.name!r}, config hash {cfg.config_hash()[:12]})")
+    problems = preflight(cfg)  # data files, headers, labels, schema, term lists, model folders
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        print(f"{args.config}: {len(problems)} problem(s) found before running", file=sys.stderr)
+        return EXIT_ERROR
+    print(f"{args.config}: OK (audit {cfg.audit.name!r}, config hash {cfg.config_hash()[:12]}; data, schema and "
+          "model files checked)")
     return EXIT_OK
 
 
@@ -128,8 +136,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides=_overrides(args))
     from pipelines.core.runner import run_audit
     from pipelines.errors import LockError
-    from pipelines.graph import STAGES, data_fingerprint_of, exit_code, run_verdict
+    from pipelines.graph import STAGES, data_fingerprint_of, exit_code, preflight, run_verdict
     from pipelines.report import post_run
+
+    problems = preflight(cfg)
+    if problems:  # nothing can run; say everything that is wrong at once
+        first = problems[0]
+        rest = f" (and {len(problems) - 1} more: run `fairness-audit validate {args.config}`)" if len(problems) > 1 else ""
+        raise type(first)(f"{first}{rest}")
 
     now = dt.datetime.now(dt.timezone.utc)
     run_id = args.run_id or f"{now:%Y%m%dT%H%M%SZ}-{cfg.config_hash()[:8]}"

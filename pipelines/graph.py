@@ -37,7 +37,8 @@ from pipelines.stages import (
     validate_data,
 )
 
-__all__ = ["STAGES", "VERDICTS", "EXIT_CODES", "EXIT_ERROR", "run_verdict", "data_fingerprint_of", "exit_code"]
+__all__ = ["STAGES", "VERDICTS", "EXIT_CODES", "EXIT_ERROR", "run_verdict", "data_fingerprint_of", "exit_code",
+           "preflight"]
 
 #: Every stage, in run order (the runner skips those a config disables).
 STAGES: tuple[Stage, ...] = (load_data.SPEC, validate_data.SPEC, counterfactuals.SPEC, build_variants.SPEC,
@@ -90,6 +91,9 @@ def run_verdict(outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     if validation.get("block_on_anomalies") and not validation.get("blessed", True):
         overall = FAIL
         reasons.append("data validation found anomalies or drift and `validation.block_on_anomalies` is set")
+    for reason in validation.get("blocking") or []:  # e.g. texts shared between splits (validation.leakage)
+        overall = FAIL
+        reasons.append(reason)
     return {"verdict": overall, "verdict_reasons": reasons, "verdict_attention": attention}
 
 
@@ -119,3 +123,21 @@ def _mitigation_gates(outputs: Mapping[str, Mapping[str, Any]], gates: list[Mapp
 def data_fingerprint_of(outputs: Mapping[str, Mapping[str, Any]]) -> str | None:
     summary = outputs.get("load_data", {}).get("data_summary")
     return summary.get("fingerprint") if isinstance(summary, Mapping) else None
+
+
+def preflight(cfg: Any) -> list[Exception]:
+    """Every problem the enabled stages can find without compute (their ``preflight`` hooks), in run order.
+
+    ``fairness-audit validate`` lists them; ``run`` stops on them before the first stage.
+    """
+    from pipelines.errors import AuditError
+
+    problems: list[Exception] = []
+    for stage in STAGES:
+        if stage.preflight is None or not stage.enabled(cfg):
+            continue
+        try:
+            problems.extend(stage.preflight(cfg))
+        except AuditError as exc:
+            problems.append(exc)
+    return problems

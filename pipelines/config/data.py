@@ -77,10 +77,20 @@ class SplitConfig(Section):
 
     ``validation`` is held out of training; the variants choose their decision
     thresholds (and calibration) on it. ``eval`` is what the audit measures.
+
+    ``group_by`` names a column whose value keeps rows together: every row sharing a
+    key (a minimal pair's id, a thread, an author) lands in the same split, so that a
+    text's near twin cannot sit in train while it is evaluated. Rows without a key
+    are split one by one. Texts are deduplicated (normalized) before any split.
     """
 
     eval_fraction: float = Field(default=0.3, gt=0.0, lt=1.0)
     validation_fraction: float = Field(default=0.1, ge=0.0, lt=1.0)
+    group_by: str | None = Field(
+        default=None,
+        description="A column of the data (e.g. a pair, thread or author id): rows sharing its value stay in one "
+        "split. For `data.source: file` it is a column of the file; for RedditBias one of the table's columns.",
+    )
 
     @model_validator(mode="after")
     def _room_to_train(self) -> "SplitConfig":

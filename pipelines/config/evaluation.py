@@ -35,6 +35,7 @@ __all__ = [
     "GATE_FEATURE_METRICS",
     "GATE_METRICS",
     "REDDITBIAS_TERM_FOLDERS",
+    "COUNTERFACTUAL_AXES",
 ]
 
 #: Per-group metrics, in report order.
@@ -129,6 +130,10 @@ REDDITBIAS_TERM_FOLDERS: dict[str, str] = {
     "muslim": "religion2",
 }
 
+#: The built-in term lists (pipelines/fairness/terms/<axis>.yaml); a test keeps the two in step.
+COUNTERFACTUAL_AXES: tuple[str, ...] = ("age", "disability", "gender", "nationality", "physical_appearance", "race",
+                                        "religion", "sexual_orientation", "socioeconomic")
+
 MSG_UNKNOWN_METRIC = "be a known gate metric ({hint}e.g. {examples}; the full list is in docs/evaluation.md)"
 MSG_UNKNOWN_VARIANT = (
     "`evaluation.gates[{index}].variants` names variant {name!r}, which is not configured.{hint} "
@@ -184,12 +189,21 @@ class CounterfactualConfig(Section):
     """Identity-term swaps for counterfactual token fairness.
 
     Term pairs are picked by the value of the sensitive column ``feature`` of each
-    example. For RedditBias groups the pairs come from RedditBias' own
-    ``*_opposites.txt`` files (phrases such as ``"women are" -> "men are"``);
-    ``derive_group_terms`` adds the plain group terms derived from them (the phrase
-    without its trailing verb, and the first word where both sides share the rest),
-    so that comments which do not use the exact phrase still get a twin.
-    ``term_pairs`` adds (or, for user data, provides) pairs per group value.
+    example, from (first match wins per term):
+
+    1. ``term_pairs``: pairs written in the config, per group value;
+    2. ``term_lists``: a term-list file per group value (YAML in the built-in format, or a
+       CSV of ``term,counterpart`` rows, swapped both ways);
+    3. ``axes``: a built-in list per group value, one of :data:`COUNTERFACTUAL_AXES` or a list
+       of them, in order (HolisticBias, BBQ, StereoSet and RedditBias terms; docs/data.md lists them);
+    4. for the RedditBias groups, RedditBias' own ``*_opposites.txt`` files (phrases such
+       as ``"women are" -> "men are"``), with the plain group terms derived from them
+       (``derive_group_terms``);
+    5. with ``auto_axes``, a group that got nothing above and whose value names an axis
+       (``age``, ``disability``, ``physical-appearance``, ``race-color``...) gets that axis.
+
+    A group left without terms gets no twins: the stage warns and the coverage report
+    names the key to set.
     """
 
     enabled: bool = True
@@ -203,6 +217,12 @@ class CounterfactualConfig(Section):
     redditbias_folders: dict[str, str] = Field(default_factory=lambda: dict(REDDITBIAS_TERM_FOLDERS))
     derive_group_terms: bool = True
     term_pairs: dict[str, tuple[tuple[str, str], ...]] = Field(default_factory=dict)
+    axes: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict, description="Group value -> built-in axis (or list of axes) whose term lists it uses, "
+        "in order (e.g. `race: [race, nationality]` where 'race' groups name countries).")
+    term_lists: dict[str, str] = Field(default_factory=dict,
+                                       description="Group value -> path of a term-list file (YAML or CSV).")
+    auto_axes: bool = Field(default=True, description="A group without terms whose value names an axis uses it.")
 
     def feature_for(self, data_features: tuple[str, ...] | list[str]) -> str:
         """The column whose value picks the term pairs: ``feature``, or the data's first sensitive feature."""
@@ -215,6 +235,18 @@ class CounterfactualConfig(Section):
             for source, target in pairs:
                 if not source.strip() or not target.strip():
                     raise ValueError(f"list pairs of non-empty terms; group {group!r} has ({source!r}, {target!r})")
+        return value
+
+    @field_validator("axes", mode="before")
+    @classmethod
+    def _axes(cls, value: Any) -> Any:
+        value = {g: (a,) if isinstance(a, str) else a for g, a in value.items()} if isinstance(value, dict) else value
+        for group, axes in (value.items() if isinstance(value, dict) else ()):
+            for axis in (axes or [""]) if isinstance(axes, (list, tuple)) else ():  # other types: pydantic says
+                if axis not in COUNTERFACTUAL_AXES:
+                    raise ValueError(f"map each group to a built-in axis (or a list of them); group {group!r} names "
+                                     f"{axis or 'none'!r}.{did_you_mean(str(axis), COUNTERFACTUAL_AXES)} "
+                                     f"Axes: {', '.join(COUNTERFACTUAL_AXES)}")
         return value
 
 

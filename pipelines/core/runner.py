@@ -120,6 +120,9 @@ class Stage:
     verify_cached: Callable[[AuditConfig, Mapping[str, Any]], list[str]] | None = None
     """Checks a stage-cache hit beyond its artifacts' own hashes (e.g. the model-cache folders its
     outputs name): ``(config, outputs) -> problems``; any problem makes the hit a miss."""
+    preflight: Callable[[AuditConfig], Sequence[AuditError]] | None = None
+    """Checks that need no compute (files exist, headers, label values, model folders): returns the
+    problems found, each an AuditError with its message (``fairness-audit validate`` lists them all)."""
 
     def check_outputs(self, result: Mapping[str, Any]) -> None:
         """Raise unless ``result`` has every declared output and nothing undeclared."""

@@ -11,7 +11,7 @@ from pipelines.config import did_you_mean
 from pipelines.errors import DataError
 
 __all__ = ["read_table", "require_columns", "columns_of", "sniff_format", "check_encoding", "iter_tfrecord_examples",
-           "shard_columns"]
+           "shard_columns", "check_text_values", "csv_options", "file_has_nul"]
 
 MSG_MISSING_FILE = "{path}: data file not found."
 MSG_NOT_A_FILE = ("{path}: a {kind}, not a data file; expected a regular CSV/Parquet/JSONL/TFRecord file "
@@ -29,6 +29,10 @@ MSG_TFRECORD = ("{path}: record {record}: feature {feature!r} has {n} values; ex
                 "sensitive column holds a single value per example).")
 MSG_TFRECORD_BYTES = ("{path}: record {record}: feature {feature!r} is not valid {encoding} (byte 0x{byte:02x} at "
                       "offset {offset}). Set `{field}` to read it with another encoding.")
+MSG_TFRECORD_TYPE = ("{path}: record {record}: feature {feature!r} must hold text (a bytes_list), because it is the "
+                     "text column. Got {kind} {value!r} instead; write the texts as bytes features.")
+MSG_TEXT_TYPE = ("{path}: column {column!r} must hold text (strings), because it is the text column. Got "
+                 "{type} {value!r} in row {row} (counting data rows from 1){more}.")
 TFRECORD_SUFFIXES = (".tfrecord", ".tfrecords", ".tfrec", ".tfrecord.gz", ".tfrecords.gz", ".tfrec.gz")
 
 
@@ -111,14 +115,16 @@ def iter_tfrecord_examples(
     encoding_field: str = "data.file.encoding_fallback",
     used: set[str] | None = None,
     seen: set[str] | None = None,
+    text_columns: Sequence[str] = (),
 ):
     """Yield one dict per ``tf.train.Example`` record of a TFRecord file (``.gz``: GZIP).
 
     Only ``columns`` are decoded (all features when None). A feature with one value
     becomes a scalar (bytes are decoded as text), an absent or empty one None; a
     decoded column with several values is a DataError naming the file, record and
-    feature. The file is streamed, never read whole. ``used`` collects the text
-    encodings that were needed, ``seen`` every feature name met.
+    feature, and so is a feature of ``text_columns`` that holds numbers (an int64 or
+    float list) rather than bytes. The file is streamed, never read whole. ``used``
+    collects the text encodings that were needed, ``seen`` every feature name met.
     """
     import tensorflow as tf
 
@@ -141,6 +147,9 @@ def iter_tfrecord_examples(
                 if len(values) > 1:
                     raise DataError(MSG_TFRECORD.format(path=path, record=record, feature=name, n=len(values)))
                 value = values[0] if values else None
+                if name in text_columns and kind in ("int64_list", "float_list") and values:
+                    raise DataError(MSG_TFRECORD_TYPE.format(path=path, record=record, feature=name, kind=kind,
+                                                             value=value))
                 if isinstance(value, bytes):
                     value, decoded_with = _decode_bytes(
                         value, encoding=encoding, encoding_fallback=encoding_fallback,
@@ -166,11 +175,14 @@ def read_table(
     encoding_fallback: str | None = None,
     encoding_field: str = "data.file.encoding_fallback",
     columns: list[str] | None = None,
+    text_columns: Sequence[str] = (),
 ) -> tuple[pd.DataFrame, str]:
-    """Read a file into a DataFrame of strings (CSV/JSONL) or native types (Parquet, TFRecord).
+    """Read a file into a DataFrame of strings (CSV) or native types (JSONL, Parquet, TFRecord).
 
     Returns the frame and the encoding actually used. ``columns`` limits what a
-    TFRecord file decodes (other formats read every column).
+    TFRecord file decodes (other formats read every column). Each of ``text_columns``
+    that the file has must hold strings (or be empty): a number there is a DataError
+    naming the file, the column and the first row (record) that holds one.
     """
     path = Path(path)
     _check_file(path)
@@ -180,7 +192,8 @@ def read_table(
         seen: set[str] = set()
         frame = pd.DataFrame(list(iter_tfrecord_examples(path, columns=columns, encoding=encoding,
                                                          encoding_fallback=encoding_fallback,
-                                                         encoding_field=encoding_field, used=used, seen=seen)))
+                                                         encoding_field=encoding_field, used=used, seen=seen,
+                                                         text_columns=text_columns)))
         if frame.empty:
             raise DataError(MSG_EMPTY.format(path=path))
         frame.attrs["columns_found"] = sorted(seen)  # every feature, not only those decoded: see columns_of
@@ -192,6 +205,7 @@ def read_table(
             raise DataError(MSG_UNREADABLE.format(path=path, fmt="parquet", error=exc)) from exc
         if frame.empty:
             raise DataError(MSG_EMPTY.format(path=path))
+        check_text_values(frame, path, text_columns)
         return frame, "binary"
     text, used = _decode_bytes(path.read_bytes(), encoding=encoding, encoding_fallback=encoding_fallback,
                                error=_file_encoding_error(path, encoding_field))
@@ -201,14 +215,56 @@ def read_table(
 
     try:
         if fmt == "csv":
-            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False)
+            frame = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, **csv_options("\x00" in text))
         else:
             frame = pd.read_json(io.StringIO(text), lines=True, dtype=False)
     except Exception as exc:
         raise DataError(MSG_UNREADABLE.format(path=path, fmt=fmt, error=str(exc).strip())) from exc
     if frame.empty:
         raise DataError(MSG_EMPTY.format(path=path))
+    check_text_values(frame, path, text_columns)
     return frame, used
+
+
+def csv_options(has_nul: bool) -> dict:
+    """``pd.read_csv`` options that keep every character: pandas' C parser cuts a field at a NUL byte, so a file
+    holding one is read by the Python parser, with the csv module's field limit (131,072 characters) lifted."""
+    if not has_nul:
+        return {}
+    import csv
+    import sys
+
+    csv.field_size_limit(sys.maxsize)
+    return {"engine": "python"}
+
+
+def file_has_nul(path: Path, *, block_size: int = 1 << 20) -> bool:
+    """Whether a file holds a NUL byte (read block by block)."""
+    with open(path, "rb") as fh:
+        return any(b"\x00" in block for block in iter(lambda: fh.read(block_size), b""))
+
+
+def check_text_values(frame: pd.DataFrame, path: Path | str, text_columns: Sequence[str], *,
+                      first_row: int = 0) -> None:
+    """Raise unless every non-missing value of each of ``text_columns`` (those ``frame`` has) is a string.
+
+    ``first_row`` is the row number of the frame's first row in its file (for chunked reads).
+    """
+    for column in text_columns:
+        if column not in frame.columns:
+            continue
+        values = frame[column]
+        if values.dtype == object:
+            bad = values.map(lambda v: not (v is None or isinstance(v, str) or (isinstance(v, float) and v != v)))
+        else:  # a numeric or boolean column: every present value is wrong
+            bad = values.notna()
+        if bad.any():
+            pos = int(bad.to_numpy().argmax())
+            value = values.iloc[pos]
+            n = int(bad.sum())
+            raise DataError(MSG_TEXT_TYPE.format(path=path, column=column, type=type(value).__name__, value=value,
+                                                 row=first_row + pos + 1,
+                                                 more=f" ({n} such rows)" if n > 1 else ""))
 
 
 def shard_columns(path: Path, *, fmt: str, encoding: str = "utf-8", encoding_fallback: str | None = None) -> list[str]:

@@ -2,10 +2,19 @@
 
 For every example, the term pairs of its group (the value of the sensitive
 column ``evaluation.counterfactual.feature``) are applied at once, longest term
-first, case-insensitively and on word boundaries. An example with at least one
+first, case-insensitively and on word boundaries (a hyphen matches a space:
+``african americans`` is ``african-americans``). An example with at least one
 swap gets a twin; the share of examples with a twin is the *coverage*.
 
-Term pairs for the RedditBias groups come from RedditBias' own
+Twins read grammatically in the common cases (:mod:`pipelines.fairness.terms.grammar`):
+the case of the replaced word is kept, ``a``/``an`` follows the new word, a
+counterpart that depends on the next word (``her -> his|him``) is chosen from it,
+fixed expressions (``jew's harp``) are never swapped, and a swap that would put
+the same word twice in a row (``african americans -> american americans``) is not
+made.
+
+Term pairs come from the built-in lists per axis (:mod:`pipelines.fairness.terms`),
+a user's own list, the config, or, for the RedditBias groups, RedditBias' own
 ``data/<folder>/<folder>_opposites.txt`` (lines such as ``"women are","men are"``).
 Those are phrases with a verb, which few comments contain verbatim, so plain
 group terms are derived from them: the phrase without its trailing verb
@@ -23,13 +32,14 @@ from __future__ import annotations
 
 import csv
 import re
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 
 from pipelines.errors import DataError
+from pipelines.fairness.terms import TermPair, term_key
+from pipelines.fairness.terms.grammar import choose_form, indefinite_article, match_case
 
 __all__ = [
     "TermPair",
@@ -47,13 +57,6 @@ _VERBS = ("are", "is", "should", "were", "was")
 MSG_OPPOSITES_MISSING = "{path}: RedditBias term-pair file not found (group {group!r}, folder {folder!r})."
 MSG_OPPOSITES_BAD_LINE = "{path}:{line}: expected two quoted terms separated by a comma. Got {found!r} instead."
 MSG_NO_TEXT = "{table}: column {column!r} is missing; expected columns {expected}. Found {found}."
-
-
-@dataclass(frozen=True)
-class TermPair:
-    source: str
-    target: str
-    origin: str = "user"  # "phrase" (RedditBias file), "derived" or "user"
 
 
 def read_opposites(path: Path, *, group: str = "", folder: str = "") -> list[TermPair]:
@@ -108,31 +111,50 @@ def redditbias_term_pairs(root: Path, *, folders: Mapping[str, str], groups: Ite
     return out
 
 
-def _match_case(found: str, target: str) -> str:
-    if found.isupper() and len(found) > 1:
-        return target.upper()
-    if found[:1].isupper():
-        return target[:1].upper() + target[1:]
-    return target
+_NEXT_WORD = re.compile(r"[\s\-]*([^\W_]+)")
+_PREV_WORD = re.compile(r"([^\W_]+)[\s\-]*$")
+
+
+def _stem(word: str) -> str:
+    w = word.lower()
+    return w[:-1] if w.endswith("s") and len(w) > 3 else w
 
 
 class TermSwapper:
-    """Swap many terms at once: longest first, case-insensitive, on word boundaries.
+    """Swap many terms at once: longest first, case-insensitive, on word boundaries, grammatically.
 
-    A later pair whose source repeats an earlier one is ignored (first wins).
+    A later pair whose source repeats an earlier one is ignored (first wins). ``keep`` are fixed
+    expressions left as they are even when they contain a term.
     """
 
-    def __init__(self, pairs: Sequence[TermPair | tuple[str, str]]):
+    def __init__(self, pairs: Sequence[TermPair | tuple[str, str]], *, keep: Iterable[str] = ()):
         self.pairs: dict[str, TermPair] = {}
         for p in pairs:
-            pair = p if isinstance(p, TermPair) else TermPair(str(p[0]).lower(), str(p[1]).lower())
-            key = pair.source.lower()
+            pair = p if isinstance(p, TermPair) else TermPair(str(p[0]).lower(), str(p[1]))
+            key = term_key(pair.source)
             if key and key not in self.pairs:
                 self.pairs[key] = pair
-        alternatives = sorted(self.pairs, key=lambda t: (-len(t), t))
-        body = "|".join(r"\s+".join(re.escape(w) for w in t.split()) for t in alternatives)
+        self.keep = {term_key(k) for k in keep if term_key(k)} - set(self.pairs)
+        alternatives = sorted({*self.pairs, *self.keep}, key=lambda t: (-len(t), t))
+        body = "|".join(r"[\s\-]+".join(re.escape(w) for w in t.split()) for t in alternatives)
         # A hyphen counts as part of a word: "african" must not match inside "african-americans".
-        self._pattern = re.compile(rf"(?<![\w-])(?:{body})(?![\w-])", re.IGNORECASE) if body else None
+        self._pattern = (re.compile(rf"(?:(?<![\w-])(?P<art>an?)(?P<sp>[ \t]+))?(?<![\w-])(?P<term>{body})(?![\w-])",
+                                    re.IGNORECASE) if body else None)
+
+    def _replacement(self, match: re.Match[str]) -> tuple[str, str] | None:
+        """``(found, new)`` for one match, or None when it must stay (a fixed expression, a doubled word)."""
+        found = match.group("term")
+        pair = self.pairs.get(term_key(found))
+        if pair is None:
+            return None
+        text = match.string
+        new = match_case(found, choose_form(pair.target, text[match.end():]))
+        nxt = _NEXT_WORD.match(text, match.end())
+        prev = _PREV_WORD.search(text, 0, match.start("art") if match.group("art") else match.start())
+        new_words = new.split()
+        if (nxt and _stem(nxt.group(1)) == _stem(new_words[-1])) or (prev and _stem(prev.group(1)) == _stem(new_words[0])):
+            return None
+        return found, new
 
     def swap(self, text: str) -> tuple[str, list[tuple[str, str]]]:
         """Return the swapped text and the ``(found, replacement)`` swaps made."""
@@ -141,24 +163,29 @@ class TermSwapper:
         done: list[tuple[str, str]] = []
 
         def repl(match: re.Match[str]) -> str:
-            found = match.group(0)
-            pair = self.pairs[" ".join(found.lower().split())]
-            new = _match_case(found, pair.target)
-            done.append((found, new))
-            return new
+            swap = self._replacement(match)
+            if swap is None:
+                return match.group(0)
+            done.append(swap)
+            article = match.group("art")
+            if not article:
+                return swap[1]
+            return match_case(article, indefinite_article(swap[1])) + match.group("sp") + swap[1]
 
         return self._pattern.sub(repl, text), done
 
     def origins(self, text: str) -> set[str]:
-        """Origins (phrase/derived/user) of the pairs that match ``text``."""
+        """Origins (phrase/derived/user/axis:...) of the pairs that match ``text``."""
         if self._pattern is None or not isinstance(text, str):
             return set()
-        return {self.pairs[" ".join(m.group(0).lower().split())].origin for m in self._pattern.finditer(text)}
+        found = (self.pairs.get(term_key(m.group("term"))) for m in self._pattern.finditer(text))
+        return {p.origin for p in found if p is not None}
 
 
 def make_twins(frame: pd.DataFrame, *, feature: str, pairs_by_group: Mapping[str, Sequence[TermPair]],
-               sensitive_features: Sequence[str], table: str = "audit_sample") -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Build the ``twins`` table and the coverage report.
+               sensitive_features: Sequence[str], table: str = "audit_sample",
+               keep_by_group: Mapping[str, Iterable[str]] | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Build the ``twins`` table and the coverage report (``keep_by_group``: fixed expressions per group).
 
     Returns
     -------
@@ -175,7 +202,8 @@ def make_twins(frame: pd.DataFrame, *, feature: str, pairs_by_group: Mapping[str
     if missing:
         raise DataError(MSG_NO_TEXT.format(table=table, column=missing[0], expected=needed,
                                            found=list(frame.columns)))
-    swappers = {str(g): TermSwapper(list(p)) for g, p in pairs_by_group.items()}
+    keep = keep_by_group or {}
+    swappers = {str(g): TermSwapper(list(p), keep=keep.get(g, ())) for g, p in pairs_by_group.items()}
     rows: list[dict[str, Any]] = []
     per_group: dict[str, dict[str, Any]] = {}
     for group, part in frame.groupby(frame[feature].astype(str), sort=True):

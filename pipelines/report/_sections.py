@@ -11,7 +11,8 @@ __all__ = ["data_section", "examples_section", "provenance_section", "trend_sect
 
 
 def data_section(inputs: RunInputs, missing: list[dict[str, str]]) -> dict[str, Any] | None:
-    """Sizes, group representation and base rates per split; removed rows; TFDV findings."""
+    """Sizes, group representation and base rates per split; removed rows; TFDV findings and shared texts;
+    counterfactual coverage per group."""
     summary = inputs.artifact("load_data", "data_summary")
     if summary is None:
         missing.append({"section": "data", "reason": "stage load_data did not finish: no data summary."})
@@ -41,6 +42,7 @@ def data_section(inputs: RunInputs, missing: list[dict[str, str]]) -> dict[str, 
             "by_file": dict(removed.get("by_file") or {}),
         },
         "validation": None,
+        "twins": _twins(inputs),
     }
     vs = inputs.artifact("validate_data", "validation_summary")
     if vs is None:
@@ -63,10 +65,38 @@ def data_section(inputs: RunInputs, missing: list[dict[str, str]]) -> dict[str, 
         "anomalies": {split: [anomaly(a) for a in items] for split, items in sorted(vs["anomalies"].items())},
         "drift": [distance(d) for d in vs.get("drift") or []],
         "skew": [distance(d) for d in vs.get("skew") or []],
-        "schema": {"origin": schema.get("origin"), "path": schema.get("path"), "sha256": schema.get("sha256")},
+        "schema": {k: schema.get(k) for k in ("origin", "path", "sha256", "inferred_from_same_data", "written_to",
+                                              "hint")},
         "examples_per_slice": vs.get("examples_per_slice") or {},
+        "leakage": _leakage(vs.get("leakage")),
+        "blocking": list(vs.get("blocking") or []),
     }
     return out
+
+
+def _leakage(leakage: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Texts shared between splits (and knowledge bases), as the validate_data stage counted them."""
+    if not isinstance(leakage, Mapping):
+        return None
+    keys = ("a", "b", "a_rows", "b_rows", "exact", "near", "same_as", "source", "examples")
+    exceeded = {(e["a"], e["b"]) for e in leakage.get("exceeded") or []}
+    return {"max_shared": leakage.get("max_shared"), "block": leakage.get("block"), "ok": leakage.get("ok"),
+            "scope": leakage.get("scope"),
+            "pairs": [{k: p.get(k) for k in keys} | {"exceeded": (p.get("a"), p.get("b")) in exceeded}
+                      for p in leakage.get("pairs") or []]}
+
+
+def _twins(inputs: RunInputs) -> dict[str, Any] | None:
+    """Counterfactual coverage per group, and each group without term pairs with the config key to set."""
+    cov = inputs.artifact("counterfactuals", "counterfactual_coverage")
+    if not isinstance(cov, Mapping) or not isinstance(cov.get("groups"), Mapping):
+        return None
+    groups = {str(g): {"examples": e.get("examples"), "twins": e.get("twins"), "coverage": e.get("coverage"),
+                       "terms_from": list(e.get("terms_from") or [])} for g, e in sorted(cov["groups"].items())}
+    return {"feature": cov.get("feature"), "examples": cov.get("examples"), "twins": cov.get("twins"),
+            "coverage": cov.get("coverage"), "groups": groups,
+            "missing_terms": [{k: m.get(k) for k in ("group", "examples", "config_key", "message")}
+                              for m in cov.get("missing_terms") or []]}
 
 
 def _by_id(frame: Any, key: str) -> dict[str, Mapping[str, Any]]:

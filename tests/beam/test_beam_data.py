@@ -44,14 +44,23 @@ def _config(write_config, folder, pattern="part-*.csv", **data_extra):
     }))
 
 
-def _expected(frame: pd.DataFrame) -> pd.DataFrame:
-    """The same normalization, independently, in pandas."""
+def _expected(frame: pd.DataFrame, *, key: str = "id") -> pd.DataFrame:
+    """The same normalization, independently, in pandas: one row per normalized text (here: the text with its
+    whitespace collapsed, the texts hold nothing else to normalize), the smallest id kept, across groups."""
+    from tests.foundation.test_data import _independent_normal_form
+
     kept = frame[frame["y"].isin(["0", "1"])].copy()
     kept["text"] = kept["comment"].str.strip()
-    kept = kept.sort_values("id").drop_duplicates(subset=["text", "grp"], keep="first")
-    kept["split"] = [split_of(i, seed=5, eval_fraction=0.3, validation_fraction=0.1) for i in kept["id"]]
-    kept["label"] = kept["y"].astype(int)
-    return kept
+    kept["norm"] = kept["text"].map(_independent_normal_form)
+    first = kept.sort_values("id").drop_duplicates(subset=["norm"], keep="first")
+    kept["same_group"] = kept["norm"].map(dict(zip(first["norm"], first["grp"]))) == kept["grp"]
+    kept.attrs["removed_in_group"] = int((~kept["id"].isin(first["id"]) & kept["same_group"]).sum())
+    kept.attrs["removed_across"] = int((~kept["id"].isin(first["id"]) & ~kept["same_group"]).sum())
+    first = first.copy()
+    first.attrs.update(kept.attrs)
+    first["split"] = [split_of(str(i), seed=5, eval_fraction=0.3, validation_fraction=0.1) for i in first[key]]
+    first["label"] = first["y"].astype(int)
+    return first
 
 
 def test_beam_data_stage_counts_and_statistics(shards, write_config):
@@ -63,7 +72,10 @@ def test_beam_data_stage_counts_and_statistics(shards, write_config):
     removed = data["removed_rows"]
     assert removed["by_reason"]["label_missing"] == (frame["y"] == "").sum()
     assert removed["by_reason"]["label_out_of_domain"] == (frame["y"] == "maybe").sum()
-    assert removed["by_reason"]["duplicate_text_in_group"] == frame["y"].isin(["0", "1"]).sum() - len(expected)
+    assert removed["by_reason"]["duplicate_text_in_group"] == expected.attrs["removed_in_group"]
+    assert removed["by_reason"]["duplicate_text_across_groups"] == expected.attrs["removed_across"]
+    assert expected.attrs["removed_in_group"] + expected.attrs["removed_across"] == (
+        frame["y"].isin(["0", "1"]).sum() - len(expected))
     assert removed["kept"] == len(expected) and removed["rows_read"] == N
     summary = data["data_summary"]
     for split in ("train", "validation", "eval"):
@@ -86,6 +98,11 @@ def test_beam_data_stage_counts_and_statistics(shards, write_config):
     assert counts["All Examples"] == len(train)
     for g in ("a", "b", "c"):
         assert counts[f"grp_{g}"] == (train["grp"] == g).sum()
+    # the leakage check read every row of the shards: deduplicated before the split, nothing is shared
+    leak = val["validation_summary"]["leakage"]
+    assert leak["scope"] == "every row of the split shards"
+    rows = {p["a"]: p["a_rows"] for p in leak["pairs"] if p["b"] == "train"}
+    assert rows["eval"] == (expected["split"] == "eval").sum() and all(p["near"] == 0 for p in leak["pairs"])
 
 
 def test_beam_data_refuses_unlabelled_rows_by_default(shards, write_config):
@@ -128,3 +145,24 @@ def test_a_missing_column_is_reported_before_the_beam_pass(shards, write_config)
     frame.drop(columns="grp").to_csv(folder / "part-9.csv", index=False)
     with pytest.raises(DataError, match=r"part-9.csv: column 'grp' \(sensitive feature.*Columns found: id, comment, y"):
         run_audit(_config(write_config, folder), [LOAD_DATA_STAGE], run_id="r", started_at="t")
+
+
+def test_group_by_on_beam_keeps_pairs_together_and_dedupes_across_groups(tmp_path, write_config):
+    """Minimal pairs on the Beam path: the split hashes the pair id; a text repeated in another group (or with other
+    punctuation) is removed once, before the split."""
+    from tests.foundation.test_leakage import minimal_pairs
+
+    frame = minimal_pairs(90).rename(columns={"text": "comment"})
+    dup = frame.iloc[[0]].assign(id="zz-dup", pair="other", grp="disability", comment=frame.iloc[0]["comment"].upper())
+    frame = pd.concat([frame, dup], ignore_index=True)
+    (tmp_path / "shards").mkdir()
+    for i, part in enumerate(np.array_split(frame, 2)):
+        part.to_csv(tmp_path / "shards" / f"part-{i}.csv", index=False)
+    cfg = _config(write_config, tmp_path / "shards", split={"group_by": "pair"})
+    out = run_audit(cfg, [LOAD_DATA_STAGE], run_id="r", started_at="t").outputs["load_data"]
+    rows = pd.concat(pd.read_parquet(p) for p in out["splits"].glob("*.parquet"))
+    assert len(rows) == 180 and "zz-dup" not in set(rows["example_id"])  # the smallest id is kept
+    assert (rows.groupby("pair")["split"].nunique() == 1).all()
+    expected = {p: split_of(p, seed=5, eval_fraction=0.3, validation_fraction=0.1) for p in rows["pair"]}
+    assert (rows["split"] == rows["pair"].map(expected)).all()
+    assert out["removed_rows"]["by_reason"]["duplicate_text_across_groups"] == 1

@@ -23,17 +23,41 @@ RB_ROOT = config_from_dict({"audit": {"name": "x"}}, base_dir=Path(".")).resolve
 GROUPS = ("women", "black", "jewish", "lgbtq", "muslim")
 
 
-def _independent_counts(group: str) -> tuple[int, int, int]:
-    """Rows read, rows labelled 0/1 and distinct labelled texts, with the csv module."""
+def _independent_normal_form(text: str) -> str:
+    """The dedupe key, one character at a time (the stage uses one compiled character class)."""
+    import unicodedata
+
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    spaced = "".join(" " if unicodedata.category(ch)[0] in "PZ" or unicodedata.category(ch) in ("Cc", "Cf") else ch
+                     for ch in folded)
+    return " ".join(spaced.split()) or " ".join(folded.split())
+
+
+def _independent_rows(group: str) -> tuple[int, list[tuple[str, str, str]]]:
+    """Rows read, and (example id, text, group) of the rows labelled 0/1, with the csv module."""
     raw = (RB_ROOT / "data" / REDDITBIAS_FILES[group][1]).read_bytes()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         text = raw.decode("cp1252")
     rows = list(csv.DictReader(io.StringIO(text)))
-    labelled = [r for r in rows if r["bias_sent"].strip() in ("0", "1") and r["comment"].strip()]
-    distinct = len({r["comment"].strip() for r in labelled})
-    return len(rows), len(labelled), distinct
+    labelled = [(f"{group}-{i:05d}", r["comment"].strip(), group) for i, r in enumerate(rows)
+                if r["bias_sent"].strip() in ("0", "1") and r["comment"].strip()]
+    return len(rows), labelled
+
+
+def _independent_kept() -> dict[str, int]:
+    """Rows kept per group: one per normalized text over every file, the smallest example id."""
+    best: dict[str, tuple[str, str]] = {}
+    for group in GROUPS:
+        for example_id, text, g in _independent_rows(group)[1]:
+            key = _independent_normal_form(text)
+            if key not in best or example_id < best[key][0]:
+                best[key] = (example_id, g)
+    kept: dict[str, int] = {}
+    for _, g in best.values():
+        kept[g] = kept.get(g, 0) + 1
+    return kept
 
 
 @pytest.fixture(scope="module")
@@ -43,14 +67,17 @@ def redditbias():
 
 def test_redditbias_counts_match_an_independent_reader(redditbias):
     table = redditbias.table
+    expected = _independent_kept()
     for removal in redditbias.removals:
         group = next(g for g, (_, rel) in REDDITBIAS_FILES.items() if removal.file.endswith(Path(rel).name))
-        rows, labelled, distinct = _independent_counts(group)
+        rows, _ = _independent_rows(group)
         kept = int((table["group"] == group).sum())
         assert removal.rows_read == rows
-        assert kept == distinct
+        assert kept == expected[group]
         # every row read is either kept or counted under a reason
         assert kept + sum(removal.reasons.values()) == rows
+    keys = table["text"].map(_independent_normal_form)
+    assert keys.is_unique  # no text twice, in any group, even ignoring case and punctuation
 
 
 def test_redditbias_known_facts(redditbias):
@@ -68,8 +95,10 @@ def test_redditbias_known_facts(redditbias):
     assert table["example_id"].is_unique
     assert set(table["axis"]) == {"gender", "race", "religion", "orientation"}
     assert (table["n_tokens"] >= 1).all() and (table["n_chars"] >= 1).all()
-    # The 11,492 labelled rows minus 20 exact duplicates within a group
-    assert len(table) == 11472
+    # The 11,492 labelled rows minus 36 duplicates (normalized text): 28 within a group, 8 across groups
+    assert len(table) == 11456
+    assert sum(r.reasons["duplicate_text_in_group"] for r in redditbias.removals) == 28
+    assert sum(r.reasons["duplicate_text_across_groups"] for r in redditbias.removals) == 8
 
 
 def test_jewish_file_without_fallback_is_a_clear_error():
@@ -112,8 +141,10 @@ def test_stage_reports_removed_rows_and_summary(write_config, tmp_path):
     assert removed["rows_read"] == removed["kept"] + removed["total"]
     assert removed["by_reason"]["label_out_of_domain"] == 24 + 23
     summary = out["data_summary"]
-    assert summary["splits"]["all"]["features"]["group"]["women"]["count"] == 2975
-    assert abs(summary["splits"]["all"]["features"]["group"]["women"]["base_rate"] - 2032 / 2975) < 1e-12
+    # 2,976 labelled comments about women, 4 of them repeated (ignoring case and punctuation); 2,030 labelled 1
+    assert summary["splits"]["all"]["features"]["group"]["women"]["count"] == 2972
+    assert abs(summary["splits"]["all"]["features"]["group"]["women"]["base_rate"] - 2030 / 2972) < 1e-12
+    assert removed["duplicates"]["label_conflicts"] == 4
     assert len(out["audit_sample"]) == 100
     assert set(out["audit_sample"]["example_id"]) <= set(out["eval"]["example_id"])
     assert len(out["train"]) + len(out["validation"]) + len(out["eval"]) == len(out["examples"])
@@ -235,3 +266,25 @@ def test_sharded_files_are_read_as_one_table(tmp_path, small_csv):
     assert sorted(loaded.table["example_id"]) == sorted(frame["id"].astype(str))
     with pytest.raises(DataError, match="no data files match"):
         load_file(tmp_path / "nothing-*.csv", source=cfg.data.file)
+
+
+@pytest.mark.parametrize("fmt", ["tfrecord", "parquet", "jsonl"])
+def test_a_text_column_holding_numbers_is_a_data_error_naming_file_and_row(tmp_path, fmt):
+    from pipelines.config.data import FileSource
+
+    rows = [{"id": "a", "comment": "fine text", "y": 0, "grp": "a"}, {"id": "b", "comment": 80, "y": 1, "grp": "b"}]
+    path = tmp_path / f"d.{fmt}"
+    if fmt == "tfrecord":
+        write_tfrecord(path, rows)
+    elif fmt == "parquet":
+        pd.DataFrame(rows).assign(comment=[1.5, 80.25]).to_parquet(path)  # a float column
+    else:
+        pd.DataFrame(rows).to_json(path, orient="records", lines=True)
+    source = FileSource(path=str(path), text_column="comment", label_column="y", id_column="id",
+                        sensitive_columns=("grp",))
+    with pytest.raises(DataError) as err:
+        load_file(path, source=source)
+    msg = str(err.value)
+    assert str(path) in msg and "'comment'" in msg and "must hold text" in msg
+    expected = {"tfrecord": "record 1: feature 'comment'", "parquet": "row 1", "jsonl": "row 2"}[fmt]
+    assert expected in msg, msg

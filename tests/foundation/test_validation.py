@@ -103,3 +103,23 @@ def test_stage_on_real_redditbias(write_config):
     assert summary["examples_per_slice"]["train"]["group_women"] == (train["group"] == "women").sum()
     data = out["statistics_eval"]
     assert {ds.name for ds in data.datasets} >= {"group_women", "axis_religion"}
+
+
+def test_statistics_agree_with_pandas_on_the_real_splits(write_config):
+    """The Arrow-batch statistics, checked against pandas on RedditBias: counts, top values, means, text lengths."""
+    cfg = load_config(write_config({"audit": {"name": "tfdv-pandas"}, "data": {"audit_sample_size": 50},
+                                    "validation": {"schema": str(SCHEMA)}}))
+    outputs = run_audit(cfg, [LOAD_DATA_STAGE, VALIDATE_DATA_STAGE], run_id="r", started_at="t").outputs
+    train = outputs["load_data"]["train"]
+    stats = outputs["validate_data"]["statistics_train"]
+    datasets = {d.name: d for d in stats.datasets}
+    for name, part in [("All Examples", train), ("group_women", train[train["group"] == "women"])]:
+        features = {f.path.step[0]: f for f in datasets[name].features}
+        assert datasets[name].num_examples == len(part)
+        top = {v.value: v.frequency for v in features["axis"].string_stats.top_values}
+        assert top == part["axis"].value_counts().to_dict()
+        assert features["label"].num_stats.mean == pytest.approx(part["label"].mean(), rel=1e-9)
+        assert features["n_tokens"].num_stats.max == part["n_tokens"].max()
+        assert features["text"].string_stats.avg_length == pytest.approx(
+            part["text"].map(lambda t: len(t.encode())).mean(), rel=1e-6)
+        assert features["text"].string_stats.unique == part["text"].nunique()

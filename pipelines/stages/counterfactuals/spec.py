@@ -1,7 +1,7 @@
 """The ``counterfactuals`` stage spec: the audit sample in; its twins and their coverage out."""
 
 from pipelines.core.runner import Stage
-from pipelines.stages.counterfactuals.run import counterfactuals
+from pipelines.stages.counterfactuals.run import counterfactual_preflight, counterfactuals
 
 __all__ = ["SPEC"]
 
@@ -11,6 +11,7 @@ SPEC = Stage(
     inputs={"audit_sample": "load_data.audit_sample"},
     outputs=("twins", "counterfactual_coverage"),
     config_sections=("data", "evaluation"),
-    version="1",
+    version="2",
     enabled=lambda cfg: cfg.evaluation.counterfactual.enabled,
+    preflight=counterfactual_preflight,
 )

@@ -9,10 +9,19 @@ import pandas as pd
 
 from pipelines.core.artifacts import hash_path
 from pipelines.core.tables import columns_of, read_table, require_columns
-from pipelines.stages.load_data.normalize import Removal, add_derived_features, drop_invalid_texts, normalize_labels
+from pipelines.stages.load_data.normalize import (
+    REASON_DUPLICATE,
+    REASON_DUPLICATE_ACROSS,
+    Removal,
+    add_derived_features,
+    drop_duplicate_texts,
+    drop_invalid_texts,
+    normalize_labels,
+)
 from pipelines.errors import DataError
 
-__all__ = ["LoadedData", "load_redditbias", "load_file", "expand_shards", "REDDITBIAS_FILES"]
+__all__ = ["LoadedData", "load_redditbias", "load_file", "expand_shards", "column_roles", "split_key_column",
+           "REDDITBIAS_FILES"]
 
 # group -> (axis, file inside RedditBias/data)
 REDDITBIAS_FILES: dict[str, tuple[str, str]] = {
@@ -36,6 +45,16 @@ class LoadedData:
     encodings: dict[str, str]
     fingerprints: dict[str, str]
     sensitive_features: tuple[str, ...]
+    duplicates: dict[str, int] | None = None
+
+
+def _dedupe(table: pd.DataFrame, removals: list[Removal], sensitive: tuple[str, ...]) -> tuple[pd.DataFrame, dict]:
+    """One row per normalized text across all files and groups (see ``drop_duplicate_texts``)."""
+    by_file = {r.file: r for r in removals}
+    for removal in removals:  # both reasons appear in removed_rows.json, zero or not
+        removal.reasons[REASON_DUPLICATE] += 0
+        removal.reasons[REASON_DUPLICATE_ACROSS] += 0
+    return drop_duplicate_texts(table, removals=by_file, group_columns=sensitive)
 
 
 def load_redditbias(root: Path, *, groups: tuple[str, ...], encoding: str, encoding_fallback: str | None,
@@ -60,14 +79,15 @@ def load_redditbias(root: Path, *, groups: tuple[str, ...], encoding: str, encod
             "source_file": removal.file,
         })
         frame = frame[frame["label"].notna()]
-        frame = drop_invalid_texts(frame, removal=removal, min_chars=min_text_chars, dedupe_by=["group"])
+        frame = drop_invalid_texts(frame, removal=removal, min_chars=min_text_chars)
         frames.append(frame)
         removals.append(removal)
         encodings[removal.file] = used
         fingerprints[removal.file] = hash_path(path)
     table = pd.concat(frames, ignore_index=True)
     table["label"] = table["label"].astype("int64")
-    return LoadedData(add_derived_features(table), removals, encodings, fingerprints, ("group", "axis"))
+    table, duplicates = _dedupe(table, removals, ("group", "axis"))
+    return LoadedData(add_derived_features(table), removals, encodings, fingerprints, ("group", "axis"), duplicates)
 
 
 def expand_shards(path: Path) -> list[Path]:
@@ -83,17 +103,31 @@ def expand_shards(path: Path) -> list[Path]:
     return found
 
 
-def load_file(path: Path, *, source, extra_columns: tuple[str, ...] = ()) -> LoadedData:
+def split_key_column(source, group_by: str | None) -> str | None:
+    """The column of the normalized table that ``data.split.group_by`` (a column of the user's file) becomes."""
+    if group_by is None:
+        return None
+    renamed = {source.text_column: "text", source.label_column: "label"}
+    if source.id_column:
+        renamed[source.id_column] = "example_id"
+    return renamed.get(group_by, group_by)
+
+
+def load_file(path: Path, *, source, extra_columns: tuple[str, ...] = (), group_by: str | None = None,
+              dedupe: bool = True) -> LoadedData:
     """Read a user's CSV/Parquet/JSONL/TFRecord file (or shards matching a glob) with the column names
-    from ``data.file``; ``extra_columns`` (e.g. a ``predictions`` variant's score column) are kept as they are."""
+    from ``data.file``; ``extra_columns`` (e.g. a ``predictions`` variant's score column) are kept as they are,
+    and so is the ``group_by`` column that keeps rows together in one split. ``dedupe`` keeps one row per
+    normalized text (off for a serving file, which is described, not split)."""
     shards = expand_shards(path)
     parts, encodings = [], {}
-    roles = column_roles(source)
+    roles = column_roles(source, group_by=group_by)
     for col in extra_columns:
         roles.setdefault(col, "scores of a `predictions` variant (variants[*].column)")
     for shard in shards:
         part, used = read_table(shard, fmt=source.format, encoding=source.encoding,
-                                encoding_fallback=source.encoding_fallback, columns=list(roles))
+                                encoding_fallback=source.encoding_fallback, columns=list(roles),
+                                text_columns=(source.text_column,))
         require_columns(columns_of(part), shard, roles)
         parts.append(part)
         encodings[shard.name] = used
@@ -122,9 +156,16 @@ def load_file(path: Path, *, source, extra_columns: tuple[str, ...] = ()) -> Loa
     for col in extra_columns:
         if col not in frame.columns:
             frame[col] = raw[col]
+    key = split_key_column(source, group_by)
+    if key is not None and key not in frame.columns:
+        values = raw[group_by].astype(str).str.strip()
+        frame[key] = values.where(raw[group_by].notna() & (values != ""), None)
     frame["source_file"] = path.name
     frame = frame[frame["label"].notna()]
-    frame = drop_invalid_texts(frame, removal=removal, min_chars=1, dedupe_by=list(source.sensitive_columns))
+    frame = drop_invalid_texts(frame, removal=removal, min_chars=1)
+    duplicates = None
+    if dedupe:
+        frame, duplicates = _dedupe(frame, [removal], tuple(source.sensitive_columns))
     for col in source.sensitive_columns:
         distinct = frame[col].unique()
         if len(distinct) < 2:
@@ -132,13 +173,16 @@ def load_file(path: Path, *, source, extra_columns: tuple[str, ...] = ()) -> Loa
     frame = frame.reset_index(drop=True)
     frame["label"] = frame["label"].astype("int64")
     return LoadedData(add_derived_features(frame), [removal], used, {p.name: hash_path(p) for p in shards},
-                      tuple(source.sensitive_columns))
+                      tuple(source.sensitive_columns), duplicates)
 
 
-def column_roles(source) -> dict[str, str]:
+def column_roles(source, *, group_by: str | None = None) -> dict[str, str]:
+    """``{column of the user's file: its role}`` for every column the audit reads."""
     roles = {source.text_column: "text (data.file.text_column)", source.label_column: "label (data.file.label_column)"}
     for col in source.sensitive_columns:
         roles[col] = "sensitive feature (data.file.sensitive_columns)"
     if source.id_column:
         roles[source.id_column] = "id (data.file.id_column)"
+    if group_by is not None:
+        roles.setdefault(group_by, "split key (data.split.group_by)")
     return roles

@@ -1,7 +1,7 @@
 """The ``validate_data`` stage spec: the splits in; statistics, schema, anomalies and their summary out."""
 
 from pipelines.core.runner import Stage
-from pipelines.stages.validate_data.run import schema_fingerprint, validate_data
+from pipelines.stages.validate_data.run import leakage_settings, schema_fingerprint, validate_data, validation_preflight
 
 __all__ = ["SPEC"]
 
@@ -16,6 +16,8 @@ SPEC = Stage(
     optional_outputs=tuple(f"{kind}_{split}" for kind in ("statistics", "anomalies")
                            for split in ("train", "validation", "eval", "serving")) + ("schema_inferred",),
     config_sections=("data", "validation", "beam"),
-    version="1",
+    config_values=leakage_settings,
+    version="2",
     external_inputs=schema_fingerprint,
+    preflight=validation_preflight,
 )
