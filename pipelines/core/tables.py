@@ -48,6 +48,8 @@ def sniff_format(path: Path, declared: str | None) -> str:
         return "parquet"
     if suffix in (".jsonl", ".ndjson", ".json"):
         return "jsonl"
+    if path.exists() and not path.is_file():  # a folder, pipe or device: say so, not "unknown suffix"
+        _check_file(path)
     raise DataError(MSG_FORMAT.format(path=path, suffix=suffix))
 
 
