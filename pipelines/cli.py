@@ -57,7 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                      help="wait this long for another run of the same audit to finish (default: fail at once)")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    run.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    run.add_argument("-q", "--quiet", action="store_true", help="no stage lines: warnings, errors and the verdict only")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="also show the libraries' logs (TensorFlow, Beam, absl, ...) on the terminal; they always "
+                     "go to the run folder's run.log")
     run.add_argument("--debug", action="store_true", help="show tracebacks")
 
     val = sub.add_parser("validate", help="check an audit config without running anything")
@@ -92,32 +95,37 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     import datetime as dt
-    import logging
+    import time
 
     from pipelines.config import load_config
+    from pipelines.core.console import RunConsole, stage_event
 
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     cfg = load_config(args.config, overrides=_overrides(args))
-    from pipelines.core.runner import run_audit
-    from pipelines.errors import LockError
-    from pipelines.graph import STAGES, data_fingerprint_of, exit_code, run_verdict
-    from pipelines.report import post_run
-
     now = dt.datetime.now(dt.timezone.utc)
     run_id = args.run_id or f"{now:%Y%m%dT%H%M%SZ}-{cfg.config_hash()[:8]}"
-    try:
-        result = run_audit(
-            cfg, list(STAGES), run_id=run_id, started_at=now.isoformat(timespec="seconds"),
-            show_progress=not args.no_progress, lock_timeout=args.wait,
-            data_fingerprint=data_fingerprint_of, finalize=run_verdict,
-        )
-    except LockError:
-        raise  # the other run owns the audit; nothing of ours to record
-    except BaseException:
-        post_run(cfg.runs_dir / run_id, config=cfg)  # records the failed run in the history
-        raise
-    posted = post_run(result.run_dir, config=cfg)  # the report (from the finished manifest) + history row
+    # library output (TF, Beam, absl, warnings, C++ messages) goes to <run>/run.log, the stage lines to the terminal
+    with RunConsole(run_dir=cfg.runs_dir / run_id, run_id=run_id, audit=cfg.audit.name, verbose=args.verbose,
+                    quiet=args.quiet) as console:
+        from pipelines.core.runner import run_audit
+        from pipelines.errors import LockError
+        from pipelines.graph import STAGES, data_fingerprint_of, exit_code, run_verdict
+        from pipelines.report import post_run
+
+        try:
+            result = run_audit(
+                cfg, list(STAGES), run_id=run_id, started_at=now.isoformat(timespec="seconds"),
+                show_progress=not args.no_progress, lock_timeout=args.wait,
+                data_fingerprint=data_fingerprint_of, finalize=run_verdict,
+            )
+        except LockError:
+            raise  # the other run owns the audit; nothing of ours to record
+        except BaseException:
+            post_run(cfg.runs_dir / run_id, config=cfg)  # records the failed run in the history
+            raise
+        t0 = time.perf_counter()
+        posted = post_run(result.run_dir, config=cfg)  # the report (from the finished manifest) + history row
+        stage_event("report", "done", time.perf_counter() - t0)
+        console.log_only(f"verdict {result.verdict}: " + "; ".join(result.manifest.get("verdict_reasons") or []))
     verdict = result.verdict
     print(f"run {result.run_id}: verdict {str(verdict).upper()} -> {result.run_dir}")
     for reason in result.manifest.get("verdict_reasons") or []:
@@ -128,7 +136,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if len(attention) > _ATTENTION_LINES:
         print(f"  ... and {len(attention) - _ATTENTION_LINES} more gate result(s) that did not pass (see the report)")
     if posted.get("report"):
-        print(f"report: {posted['report']}")
+        print(f"report: {posted['report']}  (model card: model_card.md beside it)")
     return exit_code(verdict)
 
 

@@ -27,7 +27,6 @@ import logging
 import os
 import platform
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from pipelines import __version__
 from pipelines.config import AuditConfig
 from pipelines.core.artifacts import atomic_write_text, dump_json, hash_bytes, read_artifact, write_artifact
+from pipelines.core.console import progress_stream, stage_event
 from pipelines.core.rundir import LOCK_FILE, STAGE_INDEX, CacheDir, RunDir
 from pipelines.errors import AuditError, LockError, StageError
 
@@ -80,11 +80,11 @@ class StageContext:
         return self.config.seed
 
     def progress(self, iterable: Iterable[Any] | None = None, *, desc: str, total: int | None = None, unit: str = "it"):
-        """A tqdm progress bar on stderr (silent when progress is off)."""
+        """A tqdm progress bar on the terminal (silent when progress is off); it disappears when done."""
         from tqdm.auto import tqdm
 
         return tqdm(iterable, desc=desc, total=total, unit=unit, disable=not self.show_progress,
-                    file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
+                    file=progress_stream(), dynamic_ncols=True, mininterval=1.0, leave=False)
 
 
 @dataclass(frozen=True)
@@ -302,6 +302,7 @@ def _run_locked(config, stages, *, run_id, started_at, show_progress, data_finge
                 skipped.add(stage.name)
                 manifest.data["stages"][stage.name] = {"status": "skipped"}
                 manifest.save()
+                stage_event(stage.name, "skipped")
                 continue
             kwargs: dict[str, Any] = {}
             input_hashes: dict[str, str] = {}
@@ -328,7 +329,7 @@ def _run_locked(config, stages, *, run_id, started_at, show_progress, data_finge
             stage_dir = run.stage(stage.name)
             cached = cache.stage(stage.name, key)
             hit = stage.cache and (cached / STAGE_INDEX).is_file()
-            LOG.info("stage %s: %s", stage.name, "cached" if hit else "running")
+            stage_event(stage.name, "cached" if hit else "running")
             if stage_dir.exists():
                 shutil.rmtree(stage_dir)
             if hit:
@@ -360,6 +361,7 @@ def _run_locked(config, stages, *, run_id, started_at, show_progress, data_finge
             if data_fingerprint is not None and manifest.data["data_fingerprint"] is None:
                 manifest.data["data_fingerprint"] = data_fingerprint(outputs)
             manifest.save()
+            stage_event(stage.name, "cached" if hit else "done", manifest.data["stages"][stage.name]["seconds"])
         if finalize is not None:
             manifest.data.update(finalize(outputs))
         manifest.data["status"] = "complete"
