@@ -148,6 +148,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from pipelines.core.history import format_history, list_runs
+    from pipelines.core.rundir import audit_dir, history_db_path
 
     audit = args.audit
     runs_root = Path(args.runs_dir) if args.runs_dir else None
@@ -156,13 +157,19 @@ def _cmd_history(args: argparse.Namespace) -> int:
 
         cfg = load_config(audit, overrides=_overrides(args))
         audit, runs_root = cfg.audit.name, cfg.runs_dir.parent
-    runs = list_runs(runs_root or Path("reports/runs"), audit, limit=args.limit)
+    runs_root = (runs_root or Path("reports/runs")).resolve()
+    runs = list_runs(runs_root, audit, limit=args.limit)
+    db = history_db_path(runs_root)
+    source = (f"read from {db}" if db.is_file()
+              else f"no history database at {db}; read the run folders under {audit_dir(runs_root, audit)}")
     if args.json:
         import json
 
         print(json.dumps(runs, indent=2))
+        print(source, file=sys.stderr)
     else:
         print(format_history(audit, runs))
+        print(source)
     return EXIT_OK
 
 
