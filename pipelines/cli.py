@@ -64,7 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                      help="wait this long for another run of the same audit to finish (default: fail at once)")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    run.add_argument("-q", "--quiet", action="store_true", help="log warnings only")
+    run.add_argument("-q", "--quiet", action="store_true", help="no stage lines: warnings, errors and the verdict only")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="also show the libraries' logs (TensorFlow, Beam, absl, ...) on the terminal; they always "
+                     "go to the run folder's run.log")
     run.add_argument("--debug", action="store_true", help="show tracebacks")
 
     val = sub.add_parser("validate", help="check an audit config without running anything")
@@ -104,7 +107,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _warn(message: str) -> None:
-    print(f"warning: {' '.join(str(message).split())}", file=sys.stderr)
+    """A warning for the terminal (through the run console's logging while a run is on) and the run log."""
+    import logging
+
+    logging.getLogger("pipelines.cli").warning("%s", " ".join(str(message).split()))
 
 
 def _terminated(signum: int, frame) -> None:  # noqa: ARG001 - the signal handler's signature
@@ -123,16 +129,15 @@ def _on_sigterm(handler):
 
 def _cmd_run(args: argparse.Namespace) -> int:
     import datetime as dt
-    import logging
+    import time
 
     from pipelines.core.safety import RunRefused, check_run_id
 
     if args.run_id is not None:
         check_run_id(args.run_id)  # before anything is read or written
     from pipelines.config import load_config
+    from pipelines.core.console import RunConsole, stage_event
 
-    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     cfg = load_config(args.config, overrides=_overrides(args))
     from pipelines.core.runner import run_audit
     from pipelines.errors import LockError
@@ -148,26 +153,33 @@ def _cmd_run(args: argparse.Namespace) -> int:
     now = dt.datetime.now(dt.timezone.utc)
     run_id = args.run_id or f"{now:%Y%m%dT%H%M%SZ}-{cfg.config_hash()[:8]}"
     previous = _on_sigterm(_terminated)  # a terminated run is marked failed, like Ctrl-C
+    # library output (TF, Beam, absl, warnings, C++ messages) goes to <run>/run.log, the stage lines to the terminal
     try:
-        result = run_audit(
-            cfg, list(STAGES), run_id=run_id, started_at=now.isoformat(timespec="seconds"),
-            show_progress=not args.no_progress, lock_timeout=args.wait,
-            data_fingerprint=data_fingerprint_of, finalize=run_verdict,
-        )
-    except (LockError, RunRefused):
-        raise  # nothing ran: nothing of ours to record, and the existing run is not touched
-    except BaseException:
-        try:  # record the failed run in the history; this must not hide the run's own error
-            for warning in post_run(cfg.runs_dir / run_id, config=cfg).get("warnings", []):
+        with RunConsole(run_dir=cfg.runs_dir / run_id, run_id=run_id, audit=cfg.audit.name, verbose=args.verbose,
+                        quiet=args.quiet) as console:
+            try:
+                result = run_audit(
+                    cfg, list(STAGES), run_id=run_id, started_at=now.isoformat(timespec="seconds"),
+                    show_progress=not args.no_progress, lock_timeout=args.wait,
+                    data_fingerprint=data_fingerprint_of, finalize=run_verdict,
+                )
+            except (LockError, RunRefused):
+                raise  # nothing ran: nothing of ours to record, and the existing run is not touched
+            except BaseException:
+                try:  # record the failed run in the history; this must not hide the run's own error
+                    for warning in post_run(cfg.runs_dir / run_id, config=cfg).get("warnings", []):
+                        _warn(warning)
+                except Exception as exc:  # noqa: BLE001
+                    _warn(f"the failed run was not recorded: {exc}")
+                raise
+            t0 = time.perf_counter()
+            posted = post_run(result.run_dir, config=cfg)  # the report (from the finished manifest) + history row
+            stage_event("report", "done", time.perf_counter() - t0)
+            for warning in posted.get("warnings", []):
                 _warn(warning)
-        except Exception as exc:  # noqa: BLE001
-            _warn(f"the failed run was not recorded: {exc}")
-        raise
+            console.log_only(f"verdict {result.verdict}: " + "; ".join(result.manifest.get("verdict_reasons") or []))
     finally:
         _on_sigterm(previous)
-    posted = post_run(result.run_dir, config=cfg)  # the report (from the finished manifest) + history row
-    for warning in posted.get("warnings", []):
-        _warn(warning)
     verdict = result.verdict
     print(f"run {result.run_id}: verdict {str(verdict).upper()} -> {result.run_dir}")
     for reason in result.manifest.get("verdict_reasons") or []:
@@ -178,7 +190,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if len(attention) > _ATTENTION_LINES:
         print(f"  ... and {len(attention) - _ATTENTION_LINES} more gate result(s) that did not pass (see the report)")
     if posted.get("report"):
-        print(f"report: {posted['report']}")
+        print(f"report: {posted['report']}  (model card: model_card.md beside it)")
     return exit_code(verdict)
 
 
@@ -190,6 +202,7 @@ def _cmd_history(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from pipelines.core.history import format_history, list_runs
+    from pipelines.core.rundir import audit_dir, history_db_path
 
     audit = args.audit
     runs_root = Path(args.runs_dir) if args.runs_dir else None
@@ -205,13 +218,19 @@ def _cmd_history(args: argparse.Namespace) -> int:
         if not AUDIT_NAME_PATTERN.fullmatch(audit):  # it names a folder under the runs folder: never a path
             raise ConfigError(f"history: {audit!r} is neither an audit config file nor an audit name (a lowercase "
                               "slug of letters, digits, '-' or '_', at most 64 characters), e.g. `history demo`.")
-    runs = list_runs(runs_root or Path("reports/runs"), audit, limit=args.limit)
+    runs_root = (runs_root or Path("reports/runs")).resolve()
+    runs = list_runs(runs_root, audit, limit=args.limit)
+    db = history_db_path(runs_root)
+    source = (f"read from {db}" if db.is_file()
+              else f"no history database at {db}; read the run folders under {audit_dir(runs_root, audit)}")
     if args.json:
         import json
 
         print(json.dumps(runs, indent=2))
+        print(source, file=sys.stderr)
     else:
         print(format_history(audit, runs))
+        print(source)
     return EXIT_OK
 
 

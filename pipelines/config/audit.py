@@ -95,9 +95,36 @@ class OutputConfig(Section):
     cache_dir: str = "reports/cache"
 
 
+class ModelCardOwner(Section):
+    name: str
+    contact: str | None = None
+
+
+class ModelCardRisk(Section):
+    name: str
+    mitigation_strategy: str | None = None
+
+
+class ModelCardInfo(Section):
+    """What only people can say about the audited models, for ``report/model_card.md`` and ``.json``
+    (the Model Card Toolkit's owners, licenses, references, users, use cases, risks). Empty fields
+    are reported as "not stated" in the card, never made up."""
+
+    owners: tuple[ModelCardOwner, ...] = ()
+    license: str | None = Field(default=None, description="An SPDX identifier, or the text of a custom license.")
+    references: tuple[str, ...] = ()
+    intended_uses: tuple[str, ...] = ()
+    intended_users: tuple[str, ...] = ()
+    out_of_scope_uses: tuple[str, ...] = ()
+    ethical_considerations: tuple[ModelCardRisk, ...] = Field(
+        default=(), description="Risks named by people; the audit's own findings are added to the card.")
+    caveats: tuple[str, ...] = ()
+
+
 class ReportConfig(Section):
     title: str | None = None
     top_examples: int = Field(default=10, ge=0, le=200)
+    model_card: ModelCardInfo = ModelCardInfo()
 
 
 class AuditConfig(Section):

@@ -27,7 +27,6 @@ import json
 import logging
 import os
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from pipelines import __version__
 from pipelines.config import AuditConfig
 from pipelines.core.artifacts import atomic_write_text, dump_json, hash_bytes, read_artifact, write_artifact
 from pipelines.core.manifest import Manifest, initial_manifest, now_iso, package_versions, recover_interrupted
+from pipelines.core.console import progress_stream, stage_event
 from pipelines.core.rundir import LOCK_FILE, STAGE_INDEX, CacheDir, RunDir
 from pipelines.core.safety import RunRefused, StorageError, check_run_id, confine, os_error_message, storage_error
 from pipelines.core.stagecache import clean_cache_leftovers, store_in_cache, take_from_cache
@@ -67,11 +67,11 @@ class StageContext:
         return self.config.seed
 
     def progress(self, iterable: Iterable[Any] | None = None, *, desc: str, total: int | None = None, unit: str = "it"):
-        """A tqdm progress bar on stderr (silent when progress is off)."""
+        """A tqdm progress bar on the terminal (silent when progress is off); it disappears when done."""
         from tqdm.auto import tqdm
 
         return tqdm(iterable, desc=desc, total=total, unit=unit, disable=not self.show_progress,
-                    file=sys.stderr, dynamic_ncols=True, mininterval=1.0)
+                    file=progress_stream(), dynamic_ncols=True, mininterval=1.0, leave=False)
 
 
 @dataclass(frozen=True)
@@ -284,6 +284,7 @@ def _run_locked(config, stages, *, run: RunDir, runs_root: Path, cache: CacheDir
                 skipped.add(stage.name)
                 manifest.data["stages"][stage.name] = {"status": "skipped"}
                 manifest.save()
+                stage_event(stage.name, "skipped")
                 continue
             kwargs, input_hashes = _inputs_of(stage, config, outputs, hashes, skipped)
             key = _cache_key(stage, config, input_hashes)
@@ -295,7 +296,7 @@ def _run_locked(config, stages, *, run: RunDir, runs_root: Path, cache: CacheDir
                 hit = take_from_cache(cached, run.stage_tmp(stage.name), key=key, stage=stage.name,
                                       cache_root=cache.root, verify=_extra_check(stage, config))
                 damaged = not hit
-            LOG.info("stage %s: %s", stage.name, "cached" if hit else "running")
+            stage_event(stage.name, "cached" if hit else "running")
             if hit:
                 os.replace(run.stage_tmp(stage.name), stage_dir)
             else:
@@ -320,6 +321,7 @@ def _run_locked(config, stages, *, run: RunDir, runs_root: Path, cache: CacheDir
             if data_fingerprint is not None and manifest.data["data_fingerprint"] is None:
                 manifest.data["data_fingerprint"] = data_fingerprint(outputs)
             manifest.save()
+            stage_event(stage.name, "cached" if hit else "done", manifest.data["stages"][stage.name]["seconds"])
         if finalize is not None:
             manifest.data.update(finalize(outputs))
         manifest.data["status"] = "complete"

@@ -24,6 +24,7 @@ from pipelines.core.rundir import RunDir, history_db_path
 from pipelines.core.safety import confine, storage_error
 from pipelines.errors import AuditError
 from pipelines.report._inputs import RunInputs
+from pipelines.report._model_card import MODEL_CARD_JSON, MODEL_CARD_MD, build_model_card, render_model_card
 from pipelines.report._render import render_html
 from pipelines.report._summary import SECTIONS, SUMMARY_VERSION, build_summary, key_metrics_of
 
@@ -37,8 +38,12 @@ __all__ = [
     "key_metrics_of",
     "SECTIONS",
     "SUMMARY_VERSION",
+    "build_model_card",
+    "render_model_card",
     "REPORT_HTML",
     "SUMMARY_JSON",
+    "MODEL_CARD_MD",
+    "MODEL_CARD_JSON",
 ]
 
 REPORT_HTML = "report.html"
@@ -48,8 +53,9 @@ SUMMARY_JSON = "summary.json"
 def write_report(run_dir: str | Path, *, config: Any = None) -> Path | None:
     """Render a finished run's report; return the HTML path (None when the run is not ``complete``).
 
-    ``summary.json`` is written before ``report.html``, each atomically; the report
-    folder is complete once ``report.html`` exists.
+    Writes ``summary.json``, then the model card built from it (``model_card.json`` and
+    ``model_card.md``), then ``report.html``, each atomically; the report folder is
+    complete once ``report.html`` exists.
     """
     run = RunDir(Path(run_dir))
     row = row_from_run_dir(run.path)
@@ -58,8 +64,12 @@ def write_report(run_dir: str | Path, *, config: Any = None) -> Path | None:
     inputs = RunInputs.load(run.path, config=config)
     summary = build_summary(inputs)
     html = render_html(summary)
+    card = build_model_card(summary)
+    card_md = render_model_card(card, summary)
     run.report.mkdir(parents=True, exist_ok=True)
     atomic_write_text(run.report / SUMMARY_JSON, dump_json(summary))
+    atomic_write_text(run.report / MODEL_CARD_JSON, dump_json(card))
+    atomic_write_text(run.report / MODEL_CARD_MD, card_md)
     atomic_write_text(run.report / REPORT_HTML, html)
     return run.report / REPORT_HTML
 

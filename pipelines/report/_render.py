@@ -13,7 +13,10 @@ from typing import Any, Mapping
 
 from markupsafe import Markup
 
+from pipelines.config.evaluation import metric_range
+from pipelines.fairness import FAIL, INSUFFICIENT, NOT_EVALUABLE, PASS
 from pipelines.report import _svg
+from pipelines.report._forest import STATUS_COLOURS, forest_plot
 from pipelines.report._summary import (
     CHART_METRICS,
     KEY_METRIC_LABELS,
@@ -22,7 +25,7 @@ from pipelines.report._summary import (
     TABLE_METRICS,
 )
 
-__all__ = ["render_html", "TEMPLATE"]
+__all__ = ["render_html", "TEMPLATE", "MAX_GATE_LINES", "section_gists", "gate_views"]
 
 TEMPLATE = "report.html.j2"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -184,6 +187,67 @@ def _mitigation_charts(mitigation: Mapping[str, Any] | None) -> dict[str, Markup
 
 SPLIT_ORDER = ("all", "train", "validation", "eval", "serving")
 
+#: Gate lines shown on the first screen; the rest are one click away (the first forest plot stays in view).
+MAX_GATE_LINES = 8
+#: First-screen order: what needs attention first.
+_SEVERITY = {FAIL: 0, INSUFFICIENT: 1, NOT_EVALUABLE: 2, PASS: 3}
+STATUS_WORDS = {PASS: "pass", FAIL: "fail", INSUFFICIENT: "undecided", NOT_EVALUABLE: "not evaluable",
+                "no_gates": "no gates"}
+
+
+def gate_views(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One entry per configured gate, most severe first (then in config order): the gate's summary,
+    its bound in words, the page anchor and its forest plot."""
+    from pipelines.report._verdict import bound_text
+
+    verdict = summary.get("verdict") or {}
+    level = (((summary.get("evaluation") or {}).get("settings")) or {}).get("level")
+    order = list(summary.get("variant_order") or [])
+    out = []
+    for gate in sorted(verdict.get("by_gate") or [], key=lambda g: (_SEVERITY.get(g["status"], 9), g["index"])):
+        results = [g for g in verdict.get("gates") or [] if g.get("gate_index") == gate["index"]]
+        low, high, _ = metric_range(gate["metric"])
+        anchor = f"gate-{gate['index']}"
+        out.append({"gate": gate, "anchor": anchor,
+                    "bound": bound_text(gate["direction"], gate["bound"], symbols=True),
+                    "svg": forest_plot(gate, results, variants=[v for v in order if v in gate["variants"]]
+                                       + [v for v in gate["variants"] if v not in order],
+                                       plot_id=f"{anchor}-plot", level=level, limits=(low, high))})
+    return out
+
+
+def section_gists(summary: Mapping[str, Any]) -> dict[str, str]:
+    """One line per detail section, shown beside its collapsed heading."""
+    gists: dict[str, str] = {}
+    data = summary.get("data")
+    if data:
+        v = data.get("validation") or {}
+        drift = [d["feature"] for d in (v.get("drift") or []) + (v.get("skew") or []) if d.get("exceeded")]
+        gists["data"] = (f"{fmt(data.get('rows'))} rows, audit sample {fmt(data.get('audit_sample_rows'))}; "
+                         + (f"{fmt(v.get('anomaly_count'))} TFDV anomal{'y' if v.get('anomaly_count') == 1 else 'ies'}"
+                            + (f", drift beyond threshold: {', '.join(drift)}" if drift else ", no drift beyond threshold")
+                            if v else "no data validation"))
+    variants = summary.get("variants") or {}
+    gists["variants"] = "; ".join(
+        f"{n}: accuracy {ci((v.get('overall') or {}).get('accuracy'))}" for n, v in variants.items()) \
+        or "no variant was scored"
+    comps = summary.get("comparisons") or []
+    gists["comparison"] = "; ".join(f"{c['a']} vs {c['b']}" for c in comps) or "nothing to compare"
+    mit = summary.get("mitigation") or {}
+    gists["mitigation"] = (f"fairlearn per-group thresholds ({(mit.get('settings') or {}).get('constraint')}) for "
+                           f"{', '.join(mit.get('variants') or {})}" if mit.get("variants") else "not evaluated")
+    flips = (summary.get("examples") or {}).get("counterfactual_flips") or {}
+    gists["examples"] = "largest counterfactual changes and most confident errors" if variants else "no predictions"
+    if flips and not any(flips.values()):
+        gists["examples"] = "most confident errors per group"
+    p = summary.get("provenance") or {}
+    gists["provenance"] = (f"config hash {str(p.get('config_hash') or 'n/a')[:12]}, seed {p.get('seed')}, "
+                           f"fairness-audit {p.get('pipeline_version')}")
+    runs = summary.get("trend") or []
+    gists["trend"] = f"{len(runs)} run{'s' if len(runs) != 1 else ''} of this audit" if len(runs) > 1 else \
+        "first recorded run"
+    return gists
+
 
 def _ordered(summary: Mapping[str, Any]) -> dict[str, Any]:
     """Put dicts that summary.json stores with sorted keys back in display order."""
@@ -222,9 +286,18 @@ def render_html(summary: Mapping[str, Any]) -> str:
             "exposure_spread": exposure_spread,
         }
     config_json = json.dumps((summary.get("provenance") or {}).get("config") or {}, indent=2, sort_keys=True)
+    level = (((summary.get("evaluation") or {}).get("settings")) or {}).get("level")
+    gists = section_gists(summary)
     return env.get_template(TEMPLATE).render(
         s=summary,
         sections=SECTIONS,
+        titles=dict(SECTIONS),
+        gists={sid: gists.get(sid, "") for sid, _ in SECTIONS},
+        gate_views=gate_views(summary),
+        max_gate_lines=MAX_GATE_LINES,
+        colours=STATUS_COLOURS,
+        status_words=STATUS_WORDS,
+        level_words=f"{level * 100:g}%" if _svg._finite(level) else "confidence",
         views=views,
         palette=_svg.PALETTE,
         representation=_representation_charts(summary.get("data")),

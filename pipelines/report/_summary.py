@@ -17,6 +17,7 @@ from pipelines.fairness import FAIL, INSUFFICIENT, NOT_EVALUABLE, PASS, Fairness
 from pipelines.report._inputs import RunInputs
 from pipelines.report._mitigation import mitigation_section
 from pipelines.report._sections import data_section, examples_section, provenance_section, trend_section
+from pipelines.report._verdict import gate_summaries, headline
 
 __all__ = [
     "SUMMARY_VERSION",
@@ -95,7 +96,7 @@ def _rows(records: Sequence[Mapping[str, Any]], keys: Sequence[str]) -> list[dic
 def _gates(result: FairnessResult | None) -> list[dict[str, Any]]:
     if result is None:
         return []
-    return [{"label": g["gate"], "metric": g["metric"], "variant": g["variant"], "feature": g["feature"],
+    return [{"label": g["gate"], "gate_index": int(g["gate_index"]), "metric": g["metric"], "variant": g["variant"], "feature": g["feature"],
              "group": g["group"], "mode": g["mode"], "bound": g["bound"], "direction": g["direction"],
              "value": g["value"], "ci_low": g["ci_low"], "ci_high": g["ci_high"], "result": g["status"],
              "reason": g["reason"], "method": g["method"], "near_bound": bool(g["near_bound"]),
@@ -151,8 +152,10 @@ def _verdict_section(inputs: RunInputs, gates: list[dict[str, Any]]) -> dict[str
         words = f"INSUFFICIENT EVIDENCE: no gate failed, but of {len(gates)} gate result(s) " + ", ".join(parts) + "."
     attention = [g for g in gates if g["result"] in (FAIL, NOT_EVALUABLE) or g["near_bound"]
                  or (g["result"] == INSUFFICIENT)]
+    by_gate = gate_summaries(gates, list(result.variants) if result is not None else [])
     return {"overall": overall, "reasons": reasons, "plain_words": words, "gates_evaluated": bool(gates),
-            "by_variant": by_variant, "gates": gates, "attention": attention,
+            "headline": headline(overall, by_gate, reasons),
+            "by_variant": by_variant, "gates": gates, "attention": attention, "by_gate": by_gate,
             "counts": {"fail": len(failed), "insufficient_evidence": len(undecided),
                        "not_evaluable": len(unmeasured), "near_bound": len(near),
                        "pass": sum(g["result"] == PASS for g in gates)}}

@@ -13,12 +13,63 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from markupsafe import Markup, escape
 
-__all__ = ["interval_chart", "trend_chart", "bar_chart", "PALETTE"]
+__all__ = ["interval_chart", "trend_chart", "bar_chart", "text_width", "fit_text", "label_width", "PALETTE", "FONT_SIZE"]
 
 #: Colour-blind-safe palette (Okabe-Ito), one colour per variant / series.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000")
 
-_FONT = "font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;font-size:11px"
+FONT_SIZE = 11
+_FONT = f"font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;font-size:{FONT_SIZE}px"
+
+# Advance widths in em, rounded up from the widest common sans-serif faces (DejaVu Sans, which
+# Debian's Chromium uses for system-ui, is among the widest): an estimate that errs on the wide
+# side, so that a label given its estimated width is never clipped. Characters not listed
+# (other scripts, emoji) count as a full em.
+_NARROW = set("iljI.,:;'|!`()[]{} ")
+_WIDE = set("mwMW@%&")
+_EM_NARROW, _EM_LOWER, _EM_UPPER, _EM_WIDE, _EM_OTHER = 0.40, 0.64, 0.78, 1.0, 1.0
+
+
+def text_width(text: Any, size: float = FONT_SIZE, *, bold: bool = False) -> float:
+    """A conservative estimate of the rendered width of ``text`` in px (never less than the real width
+    for Latin text in the common sans-serif faces; bold adds 10%).
+
+    >>> text_width("ab") < text_width("mw") < text_width("\u5973\u6027\u5973")
+    True
+    """
+    total = 0.0
+    for ch in "" if text is None else str(text):
+        if ch in _NARROW:
+            total += _EM_NARROW
+        elif ch in _WIDE:
+            total += _EM_WIDE
+        elif ch.isascii() and (ch.islower() or ch.isdigit() or not ch.isalnum()):
+            total += _EM_LOWER
+        elif ch.isascii():
+            total += _EM_UPPER
+        else:
+            total += _EM_OTHER
+    return total * size * (1.1 if bold else 1.0)
+
+
+def fit_text(text: Any, max_px: float, size: float = FONT_SIZE) -> str:
+    """``text`` shortened with an ellipsis until its estimated width is at most ``max_px``.
+
+    >>> fit_text("women", 200), fit_text("a very long group name indeed", 60)
+    ('women', 'a very l\u2026')
+    """
+    s = "" if text is None else str(text)
+    if text_width(s, size) <= max_px:
+        return s
+    while s and text_width(s + "\u2026", size) > max_px:
+        s = s[:-1]
+    return s.rstrip() + "\u2026"
+
+
+def label_width(labels: Iterable[Any], *, cap: float = 170.0, floor: float = 40.0, pad: float = 10.0) -> float:
+    """Width of a label column: the widest label's estimate plus ``pad``, within [``floor``, ``cap``]."""
+    widest = max((text_width(label) for label in labels), default=0.0)
+    return max(floor, min(cap, widest + pad))
 
 
 def _attrs(attrs: Mapping[str, Any]) -> str:
@@ -83,7 +134,8 @@ def interval_chart(
     value is drawn as a label with its note (e.g. "insufficient data").
     ``reference`` draws a dashed vertical line (the overall value).
     """
-    label_w, pad_r, row_h, top, bottom = 150, 56, 22, 26, 26
+    label_w = label_width(r.get("label") for r in rows)
+    pad_r, row_h, top, bottom = 56, 22, 26, 26
     height = top + bottom + row_h * max(len(rows), 1)
     lo, hi = _domain([v for r in rows for v in (r.get("ci_low"), r.get("ci_high"), r.get("value"))]
                      + ([reference] if _finite(reference) else []), *domain)
@@ -106,7 +158,7 @@ def interval_chart(
                        children=[_el("title", text=f"{reference_label}: {_fmt(reference)}")]))
     for i, row in enumerate(rows):
         cy = top + row_h * i + row_h / 2
-        out.append(_label(label_w - 6, cy + 4, row.get("label")))
+        out.append(_label(label_w - 6, cy + 4, row.get("label"), label_w - 10))
         value = row.get("value")
         if not _finite(value):
             out.append(_el("text", {"x": label_w + 4, "y": cy + 4, "fill": "#999", "font-style": "italic"},
@@ -130,7 +182,8 @@ def interval_chart(
 def bar_chart(rows: Sequence[Mapping[str, Any]], *, title: str, width: int = 360, max_value: float | None = None,
               fmt: str = "{:.1%}") -> Markup:
     """Horizontal bars: ``{"label", "value"}`` per row (e.g. group shares)."""
-    label_w, pad_r, row_h, top = 150, 60, 18, 22
+    label_w = label_width(r.get("label") for r in rows)
+    pad_r, row_h, top = 60, 18, 22
     height = top + row_h * max(len(rows), 1) + 6
     vals = [r.get("value") for r in rows if _finite(r.get("value"))]
     vmax = max_value if max_value is not None else (max(vals) if vals else 1.0)
@@ -139,7 +192,7 @@ def bar_chart(rows: Sequence[Mapping[str, Any]], *, title: str, width: int = 360
     out = [_el("text", {"x": 4, "y": 14, "font-weight": "600"}, title)]
     for i, row in enumerate(rows):
         y = top + row_h * i
-        out.append(_label(label_w - 6, y + 12, row.get("label")))
+        out.append(_label(label_w - 6, y + 12, row.get("label"), label_w - 10))
         v = row.get("value")
         if _finite(v):
             w = max(0.0, min(1.0, v / vmax)) * plot_w
@@ -199,14 +252,10 @@ def trend_chart(
     return _svg(width, height, title, out)
 
 
-def _label(x: float, y: float, label: Any, n: int = 24) -> str:
-    """A right-aligned row label, shortened to ``n`` characters, with the full label as its tooltip."""
+def _label(x: float, y: float, label: Any, max_px: float) -> str:
+    """A right-aligned row label ending at ``x``, shortened to fit ``max_px`` (so it never runs off the
+    chart's left edge), with the full label as its tooltip when shortened."""
     full = "" if label is None else str(label)
-    short = _short(full, n)
-    return _el("text", {"x": x, "y": y, "text-anchor": "end"}, short,
+    short = fit_text(full, max_px)
+    return _el("text", {"x": x, "y": y, "text-anchor": "end", "class": "label", "data-full": full}, short,
                children=[_el("title", text=full)] if short != full else [])
-
-
-def _short(text: Any, n: int) -> str:
-    s = "" if text is None else str(text)
-    return s if len(s) <= n else s[: n - 1] + "\u2026"

@@ -67,3 +67,22 @@ def test_bad_data_exits_2_with_one_line_and_no_complete_run(tmp_path, write_conf
     for manifest in (tmp_path / "runs").rglob("manifest.json"):
         assert json.loads(manifest.read_text())["status"] != "complete"
     assert not list((tmp_path / "runs").rglob("_stage.json"))
+
+
+def test_history_names_what_it_read(tmp_path):
+    from pipelines.core.history import record_run
+
+    runs = tmp_path / "reports" / "runs"
+    res = _cli("history", "nope", "--runs-dir", runs)
+    assert res.returncode == 0
+    assert "no runs recorded yet" in res.stdout
+    # no database yet: it says so, and names the folder it listed instead
+    assert f"no history database at {tmp_path / 'reports' / 'history.sqlite'}" in res.stdout
+    assert str(runs / "nope") in res.stdout
+    record_run(tmp_path / "reports" / "history.sqlite", audit="other", run_id="r1", started_at="2026-01-01T00:00:00+00:00",
+               status="complete", verdict="pass", key_metrics={})
+    res = _cli("history", "nope", "--runs-dir", runs)
+    assert "no runs recorded yet" in res.stdout
+    assert f"read from {tmp_path / 'reports' / 'history.sqlite'}" in res.stdout
+    res = _cli("history", "nope", "--runs-dir", runs, "--json")
+    assert json.loads(res.stdout) == [] and "history.sqlite" in res.stderr  # stdout stays pure JSON

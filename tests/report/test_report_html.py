@@ -68,21 +68,33 @@ def test_verdict_matches_the_gates(tmp_path):
         assert soup.select_one(f'#verdict-by-variant tr[data-variant="{name}"] .badge')["data-verdict"] == expected
 
 
-@pytest.mark.parametrize("gates, verdict, words", [
-    ([{"metric": "accuracy", "bound": 0.0, "direction": "min"}], "pass", "PASS: all 4 gate result(s) passed"),
+@pytest.mark.parametrize("gates, verdict, words, headline", [
+    ([{"metric": "accuracy", "bound": 0.0, "direction": "min"}], "pass", "PASS: all 4 gate result(s) passed",
+     "The 1 gate passed for every variant and group, intervals included."),
     ([{"metric": "accuracy", "bound": 0.99, "direction": "min", "variants": ["rag"]}], "fail",
-     "FAIL: 2 of 2 gate result(s) failed: rag accuracy >= 0.99 for men: 0.675 ["),
-    ([], "insufficient_evidence", "no fairness gates are configured"),
+     "FAIL: 2 of 2 gate result(s) failed: rag accuracy >= 0.99 for men: 0.675 [",
+     "1 of 1 gate failed: accuracy >= 0.99."),
+    ([{"metric": "accuracy", "bound": 0.99, "direction": "min", "variants": ["rag"]},
+      {"metric": "accuracy", "bound": 0.0, "direction": "min"},
+      {"metric": "flip_rate", "bound": 0.25, "direction": "max"}], "fail", "FAIL: 2 of 10 gate result(s) failed",
+     "1 of 3 gates failed: accuracy >= 0.99; 1 undecided; 1 passed."),
+    ([], "insufficient_evidence", "no fairness gates are configured", "No gate was judged: "),
 ])
-def test_verdict_in_plain_words(tmp_path, gates, verdict, words):
+def test_verdict_in_plain_words(tmp_path, gates, verdict, words, headline):
     soup, summary, _, _ = _render(tmp_path, cfg=audit_config(tmp_path, gates=gates))
     assert summary["verdict"]["overall"] == verdict
     assert soup.select_one("#verdict-badge")["data-verdict"] == verdict
-    assert words in soup.select_one("#verdict-words").get_text()
+    assert words in summary["verdict"]["plain_words"]
+    assert words in soup.select_one("#verdict-plain").get_text()  # one click away
+    # the first screen: a short, whole sentence counted per gate (the badge says the verdict)
+    shown = soup.select_one("#verdict-words").get_text()
+    assert shown == summary["verdict"]["headline"] and shown.startswith(headline)
+    assert "..." not in shown
     for name, v in summary["verdict"]["by_variant"].items():
         li = soup.select_one(f'ul.variant-words li[data-variant="{name}"]').get_text()
         assert li == v["plain_words"]
-        expected = {"pass": "passes all", "fail": "fails", "no_gates": "no gate was judged"}[v["verdict"]]
+        expected = {"pass": "passes all", "fail": "fails", "no_gates": "no gate was judged",
+                    "insufficient_evidence": "undecided"}[v["verdict"]]
         assert expected in li
 
 
@@ -189,8 +201,8 @@ def test_dataset_text_and_group_names_never_become_markup(tmp_path):
         assert not any(attr.lower().startswith("on") for attr in el.attrs), el.name
         for attr in ("href", "src", "xlink:href"):
             assert not str(el.get(attr, "")).lower().startswith(("javascript:", "http")), el
-    # the only SVGs are the report's own charts; the payload's <svg onload> stayed text
-    assert all("chart" in svg.get("class", []) for svg in soup.find_all("svg"))
+    # the only SVGs are the report's own charts and legend keys; the payload's <svg onload> stayed text
+    assert all({"chart", "key"} & set(svg.get("class", [])) for svg in soup.find_all("svg"))
     text = soup.get_text()
     shown = [e["text"] for items in summary["examples"]["counterfactual_flips"].values() for e in items]
     shown += [e["text"] for groups in summary["examples"]["worst_errors"].values() for items in groups.values()
