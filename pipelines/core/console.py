@@ -89,8 +89,8 @@ class _TerminalHandler(logging.Handler):
                 return  # verbose: the log itself is copied to the terminal
             elif record.levelno >= logging.WARNING and record.name.split(".")[0] == "pipelines":
                 self.console.line(f"{record.levelname.lower()}: {record.getMessage()}")
-        except Exception:  # a broken terminal must not break the run
-            self.handleError(record)
+        except Exception:  # noqa: BLE001 - a broken terminal must not break the run, nor print a traceback
+            pass
 
 
 class RunConsole:
@@ -116,6 +116,7 @@ class RunConsole:
         self.run_id, self.audit = run_id, audit
         self.verbose, self.quiet = verbose, quiet
         self.log_path: Path | None = None
+        self._attach_failed = False
         self.terminal: IO[str] = sys.stderr
         self._transient = False
         self._lock = threading.Lock()
@@ -132,8 +133,12 @@ class RunConsole:
             self.terminal.flush()
 
     def _stage_line(self, stage: str, status: str, seconds: float | None) -> None:
-        if self.log_path is None:
-            self._attach()
+        if self.log_path is None and not self._attach_failed:
+            try:
+                self._attach()
+            except OSError as exc:  # e.g. a full disk: the log stays in the temporary file; the run's own
+                self._attach_failed = True  # writes will fail and say why, in one line
+                self.line(f"warning: the run log could not be written to {self.run_dir}: {exc.strerror or exc}")
         if self.quiet:
             return
         name = f"  {stage:<{STAGE_COLUMN}}"
