@@ -1,0 +1,1 @@
+"""Fairness metric library (placeholder: replaced when the package restructuring lands)."""
