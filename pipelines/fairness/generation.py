@@ -81,6 +81,7 @@ __all__ = [
     "stereotypical_association",
     "score_answer_pairs",
     "GroupStatistic",
+    "paired_difference",
     "weights_from_indices",
     "pair_statistic",
     "sentiment_statistic",
@@ -106,6 +107,8 @@ MSG_COLUMNS = "{table}: column {column!r} is missing; expected columns {expected
 MSG_WEIGHTS = "weights must be a (b, {n}) array of non-negative resample counts. Got {found} instead."
 MSG_INDICES = "indices must be a (b, m) array of row numbers in [0, {n}). Got {found} instead."
 MSG_EMPTY = "{where}: there are no rows to score."
+MSG_UNPAIRED = ("paired_difference needs two statistics over the same rows, in the same order and groups, "
+                "with metrics in common. Got {a} and {b}.")
 MSG_SCORES = "{where}: column {column!r} must hold finite numbers; row {row} holds {value!r}."
 
 
@@ -601,6 +604,37 @@ class GroupStatistic:
                 out.append({**keys, "metric": metric, "group": label,
                             "value": float(value) if np.isfinite(value) else None, "n": sizes[label]})
         return out
+
+
+def paired_difference(a: GroupStatistic, b: GroupStatistic) -> GroupStatistic:
+    """``a - b`` for every metric both have, on the same resample of the same rows.
+
+    For attribution across conditions (RAG vs its generator alone, full vs
+    ``query_only`` retrieval): both statistics must be built over the same rows in
+    the same order (one row per counterfactual pair or prompt), so that a resample
+    draws the same pairs for both sides and the interval of the difference is paired.
+
+    Examples
+    --------
+    >>> rag = pd.DataFrame({"group": ["a", "b"], "rouge_l": [0.5, 0.25]})
+    >>> alone = pd.DataFrame({"group": ["a", "b"], "rouge_l": [1.0, 0.25]})
+    >>> diff = paired_difference(pair_statistic(rag, sentiment=False), pair_statistic(alone, sentiment=False))
+    >>> diff.point()["rouge_l"].tolist()
+    [-0.5, 0.0, -0.25]
+    """
+    if a.groups != b.groups or a.n_rows != b.n_rows or not np.array_equal(a.strata, b.strata):
+        raise ValueError(MSG_UNPAIRED.format(a=f"{a.n_rows} rows in groups {a.groups}",
+                                             b=f"{b.n_rows} rows in groups {b.groups}"))
+    shared = [m for m in a.columns if m in b.columns and a.columns[m] == b.columns[m]]
+    if not shared:
+        raise ValueError(MSG_UNPAIRED.format(a=f"metrics {a.metrics}", b=f"metrics {b.metrics}"))
+
+    def compute(w: np.ndarray) -> dict[str, np.ndarray]:
+        left, right = a.compute(w), b.compute(w)
+        return {m: left[m] - right[m] for m in shared}
+
+    return GroupStatistic(groups=a.groups, strata=a.strata, columns={m: a.columns[m] for m in shared},
+                          compute=compute)
 
 
 def weights_from_indices(indices: Any, n_rows: int) -> np.ndarray:

@@ -25,6 +25,7 @@ from pipelines.fairness.generation import (
     lcs_length,
     mask_group_terms,
     pair_statistic,
+    paired_difference,
     rouge_l_f,
     rouge_l_similarity,
     rouge_tokens,
@@ -444,6 +445,19 @@ def test_helm_statistic_agrees_with_the_scalar_functions_on_resamples():
     p_only = [a for a, g in zip(answers, groups) if g == "p"]
     assert stat.point()["helm_representation_gender"][0] == pytest.approx(
         demographic_representation(p_only, demographic="gender"))
+
+
+def test_paired_difference_resamples_both_sides_together(pair_scores):
+    rag = pair_statistic(pair_scores)
+    alone = pair_statistic(pair_scores.assign(rouge_l=[0.5, 0.5, 0.5, 0.5], twin_sentiment=pair_scores["sentiment"]))
+    diff = paired_difference(rag, alone)
+    # rouge_l: (0.5, 0.25, 0.4375) - 0.5; sentiment_strict: alone has identical sides, so W1 = 0
+    np.testing.assert_allclose(diff.point()["rouge_l"], [0.0, -0.25, -0.0625])
+    np.testing.assert_allclose(diff.point()["sentiment_strict"], rag.point()["sentiment_strict"])
+    w = np.array([[2.0, 0.0, 1.0, 1.0], [1.0, 1.0, 1.0, 3.0]])
+    np.testing.assert_allclose(diff(w)["rouge_l"], rag(w)["rouge_l"] - alone(w)["rouge_l"])
+    with pytest.raises(ValueError, match="same rows, in the same order"):
+        paired_difference(rag, pair_statistic(pair_scores.iloc[:3]))
 
 
 def test_weights_from_indices():
