@@ -149,7 +149,7 @@ def bench_rag(texts: list[str], train, *, repeats: int, cache_dir: Path, kb_docs
     from pipelines.core.runner import StageContext
     from pipelines.variants.cache import ModelCache
     from pipelines.config.variants import MINILM
-    from pipelines.variants.rag import Embedder, top_k
+    from pipelines.variants.retrieval import Embedder, top_k
     from pipelines.stages.predict.run import _generator_dir
 
     # the build stage's own conversion (and cache entry) of the default generator

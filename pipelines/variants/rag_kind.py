@@ -80,7 +80,7 @@ class RagKind(VariantKind):
         import pandas as pd
 
         from pipelines.core.sampling import stratified_rows
-        from pipelines.variants.rag import load_documents
+        from pipelines.variants.retrieval import load_documents
 
         kb = self.spec.knowledge_base
         if kb.path is None:
@@ -109,7 +109,7 @@ class RagKind(VariantKind):
         from pipelines.core.artifacts import hash_table
         from pipelines.variants._hf import check_model_dir, model_identity
         from pipelines.variants.cache import cache_key
-        from pipelines.variants.rag import Embedder, build_kb_index
+        from pipelines.variants.retrieval import Embedder, build_kb_index
 
         spec = self.spec
         gen_dir, gen_info = self._generator_dir(ctx)
@@ -145,7 +145,8 @@ class RagKind(VariantKind):
         }
 
     def predictor(self, built: Mapping[str, Any], *, num_threads: int = 2) -> Any:
-        from pipelines.variants.rag import Embedder, KnowledgeBase, RagPredictor, RagScorer
+        from pipelines.variants.rag import RagPredictor, RagScorer
+        from pipelines.variants.retrieval import Embedder, KnowledgeBase
 
         spec, g = self.spec, self.spec.generator
         kb_dir = Path(built["knowledge_base"]["dir"])
@@ -220,7 +221,7 @@ class RagKind(VariantKind):
                    predictions: Predictions) -> list[dict[str, Any]]:
         import pandas as pd
 
-        from pipelines.variants.rag import KnowledgeBase
+        from pipelines.variants.retrieval import KnowledgeBase
 
         docs = KnowledgeBase.load(Path(built["knowledge_base"]["dir"])).docs
         rows = []

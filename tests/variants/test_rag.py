@@ -4,8 +4,8 @@ import pytest
 
 from pipelines.errors import DataError, ModelError
 from pipelines.variants._base import Predictor
-from pipelines.variants.rag import (Embedder, KnowledgeBase, RagPredictor, RagScorer, build_kb_index,
-                                    load_documents, top_k)
+from pipelines.variants.rag import RagPredictor, RagScorer
+from pipelines.variants.retrieval import Embedder, KnowledgeBase, build_kb_index, load_documents, top_k
 
 PROMPT = dict(system_prompt="you are a careful content moderator",
               instruction="here are labelled example comments",

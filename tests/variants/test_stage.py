@@ -94,10 +94,10 @@ def _ctx(cfg, tmp_path):
 @pytest.fixture()
 def counters(monkeypatch):
     import pipelines.variants.finetuned as ft
-    import pipelines.variants.rag as rag
+    import pipelines.variants.retrieval as retrieval
 
     calls = {"train": 0, "embed_kb": 0}
-    real_train, real_kb = ft.train_classifier, rag.build_kb_index
+    real_train, real_kb = ft.train_classifier, retrieval.build_kb_index
 
     def train(*a, **kw):
         calls["train"] += 1
@@ -108,7 +108,7 @@ def counters(monkeypatch):
         return real_kb(*a, **kw)
 
     monkeypatch.setattr(ft, "train_classifier", train)
-    monkeypatch.setattr(rag, "build_kb_index", kb)
+    monkeypatch.setattr(retrieval, "build_kb_index", kb)
     return calls
 
 
