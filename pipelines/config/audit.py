@@ -31,6 +31,7 @@ from pipelines.config._base import Section, format_validation_error
 from pipelines.config.beam import BeamConfig
 from pipelines.config.data import DataConfig
 from pipelines.config.evaluation import EvaluationConfig
+from pipelines.config.generation import GenerationConfig
 from pipelines.config.validation import ValidationConfig
 from pipelines.config.variants import DEFAULT_VARIANTS, ScoringConfig, VariantSpec
 from pipelines.errors import ConfigError
@@ -95,6 +96,7 @@ class AuditConfig(Section):
     variants: tuple[VariantSpec, ...] = DEFAULT_VARIANTS
     scoring: ScoringConfig = ScoringConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    generation: GenerationConfig = GenerationConfig()
     report: ReportConfig = ReportConfig()
     output: OutputConfig = OutputConfig()
     beam: BeamConfig = BeamConfig()
