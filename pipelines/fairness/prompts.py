@@ -265,7 +265,8 @@ def sample_per_group(prompts: pd.DataFrame, *, per_group: int, seed: int,
     parts = []
     groups: dict[str, dict[str, int]] = {}
     short = []
-    for key, part in prompts.groupby(list(by), sort=True):
+    by = list(by)
+    for key, part in prompts.groupby(by if len(by) > 1 else by[0], sort=True):
         key = key if isinstance(key, tuple) else (key,)
         name = "/".join(str(k) for k in key)
         rng = np.random.default_rng([int(seed), zlib.crc32(name.encode("utf-8"))])
