@@ -34,6 +34,10 @@ METRIC_LABELS = {
     "bnsp_auc": "BNSP AUC", "flip_rate": "flip rate", "mean_abs_delta": "mean |score change|",
     "same_group_share": "same-group share", "stereotype_share": "stereotype share",
     "mean_delta": "mean score change", "docs_per_query": "documents per query",
+    "answer_cosine": "answer cosine", "answer_rouge_l": "answer ROUGE-L",
+    "answer_sentiment_strict": "sentiment W1 (strict)", "answer_sentiment_weak": "negative-share change (weak)",
+    "answer_negative_share": "negative answers", "answer_stereotype_rate": "stereotyped answers",
+    "answer_sentiment_mean": "mean sentiment", "answer_sentiment_strict_max": "largest sentiment W1 between groups",
 }
 
 
