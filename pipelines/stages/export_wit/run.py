@@ -5,7 +5,10 @@ One ``tf.Example`` per audit-sample row, in the audit sample's order, with
 * ``example_id`` and ``text`` (bytes), ``label`` (int64, the target feature);
 * the sensitive features (bytes), e.g. ``group`` and ``axis``;
 * derived features ``n_chars`` and ``n_tokens`` (int64);
-* per variant ``score_<variant>`` (float, P(positive)) and ``predicted_label_<variant>`` (int64).
+* per variant ``score_<variant>`` (float, P(positive)) and ``predicted_label_<variant>`` (int64);
+* with the ``generate`` stage's answers, per generating variant and condition
+  ``answer_<variant>_<condition>`` and ``twin_answer_<variant>_<condition>`` (bytes; empty
+  for examples whose pair was not drawn): what the variant wrote to the comment and its twin.
 
 A small JSON (``wit_export``) describes it: the TFRecord's path relative to the
 run directory, the target feature and label vocabulary, the variant names, the
@@ -40,6 +43,7 @@ __all__ = [
     "DERIVED_FEATURES",
     "score_feature",
     "label_feature",
+    "add_answers",
 ]
 
 STAGE_NAME = "export_wit"
@@ -142,6 +146,24 @@ def wit_table(*, audit_sample, predictions, sensitive_features: Sequence[str]):
         out[score_feature(v)] = part["score"].astype(np.float64).to_numpy()
         out[label_feature(v)] = part["predicted_label"].astype(np.int64).to_numpy()
     return out, variants
+
+
+def add_answers(table, answer_pairs) -> dict[str, dict[str, dict[str, str]]]:
+    """Add the generated answers as text features of ``table`` (in place); return their names.
+
+    ``{variant: {condition: {"answer": feature, "twin_answer": feature}}}``.
+    """
+    _require("answer_pairs", answer_pairs, ("variant", "condition", "example_id", "answer", "twin_answer"))
+    names: dict[str, dict[str, dict[str, str]]] = {}
+    ids = table[ID_FEATURE]
+    for (variant, condition), part in answer_pairs.groupby(["variant", "condition"], sort=True):
+        # one pair per example (its twin); an example with two twins shows the first
+        part = part.astype({"example_id": str}).drop_duplicates("example_id").set_index("example_id")
+        cols = {"answer": f"answer_{variant}_{condition}", "twin_answer": f"twin_answer_{variant}_{condition}"}
+        for key, col in cols.items():
+            table[col] = ids.map(part[key].astype(str)).fillna("").to_numpy()
+        names.setdefault(str(variant), {})[str(condition)] = cols
+    return names
 
 
 def _feature_types(table) -> dict[str, str]:
@@ -259,10 +281,11 @@ def _models(variants_built: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def export_wit(ctx: StageContext, *, audit_sample, predictions, variants: Mapping[str, Any] | None = None,
-                     ) -> dict[str, Any]:
-    """Write the audit sample with every variant's predictions as a TFRecord, and describe it."""
+               answer_pairs=None) -> dict[str, Any]:
+    """Write the audit sample with every variant's predictions (and answers) as a TFRecord, and describe it."""
     features = tuple(ctx.config.data.sensitive_features)
     table, names = wit_table(audit_sample=audit_sample, predictions=predictions, sensitive_features=features)
+    answers = add_answers(table, answer_pairs) if answer_pairs is not None and len(answer_pairs) else {}
     thresholds = {}
     if "threshold" in predictions.columns:
         for v, part in predictions.groupby(predictions["variant"].astype(str), sort=False):
@@ -274,5 +297,6 @@ def export_wit(ctx: StageContext, *, audit_sample, predictions, variants: Mappin
         table=table, variants=names, sensitive_features=features, run_id=ctx.run_id,
         examples_path=f"{STAGE_NAME}/{EXAMPLES_ARTIFACT}.tfrecord", thresholds=thresholds,
         models=_models(variants), feature_types=types)
+    description["answer_features"] = answers
     ctx.log.info("What-If Tool export: %d examples, variants %s", written, ", ".join(names))
     return {EXAMPLES_ARTIFACT: path, DESCRIPTION_ARTIFACT: description}

@@ -9,11 +9,11 @@ SPEC = Stage(
     name=STAGE_NAME,
     fn=export_wit,
     inputs={"audit_sample": "load_data.audit_sample", "predictions": "predict.predictions",
-            "variants": "build_variants.variants"},
-    optional_inputs=("variants",),
+            "variants": "build_variants.variants", "answer_pairs": "generate.answer_pairs"},
+    optional_inputs=("variants", "answer_pairs"),
     outputs=(EXAMPLES_ARTIFACT, DESCRIPTION_ARTIFACT),
     config_sections=("data",),
-    version="1",
+    version="2",
     # not taken from the stage cache: the description names the run it belongs to (`run_id`), and
     # writing a few hundred tf.Examples costs less than TensorFlow's import
     cache=False,
