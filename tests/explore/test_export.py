@@ -33,8 +33,8 @@ def test_import_pipelines_explore_stays_light():
 def test_stage_spec_wires_the_contract_inputs():
     assert EXPORT_WIT_STAGE.name == "export_wit"
     assert EXPORT_WIT_STAGE.inputs == {"audit_sample": "load_data.audit_sample", "predictions": "predict.predictions",
-                                       "variants": "build_variants.variants"}
-    assert EXPORT_WIT_STAGE.optional_inputs == ("variants",)
+                                       "variants": "build_variants.variants", "answer_pairs": "generate.answer_pairs"}
+    assert EXPORT_WIT_STAGE.optional_inputs == ("variants", "answer_pairs")
 
 
 def test_round_trip_matches_the_predictions_table(tiny_run):
