@@ -4,7 +4,7 @@
 
     load_data --> validate_data (TFDV)
         |--> counterfactuals
-        |--> build_variants --> predict --> evaluate
+        |--> build_variants --> predict --> generate --> evaluate
                                        |--> mitigate (per-group thresholds, when configured)
                                        \\--> export_wit (What-If Tool)
 
@@ -31,6 +31,7 @@ from pipelines.stages import (
     counterfactuals,
     evaluate,
     export_wit,
+    generate,
     load_data,
     mitigate,
     predict,
@@ -42,7 +43,7 @@ __all__ = ["STAGES", "VERDICTS", "EXIT_CODES", "EXIT_ERROR", "run_verdict", "dat
 
 #: Every stage, in run order (the runner skips those a config disables).
 STAGES: tuple[Stage, ...] = (load_data.SPEC, validate_data.SPEC, counterfactuals.SPEC, build_variants.SPEC,
-                             predict.SPEC, evaluate.SPEC, mitigate.SPEC, export_wit.SPEC)
+                             predict.SPEC, generate.SPEC, evaluate.SPEC, mitigate.SPEC, export_wit.SPEC)
 
 VERDICTS: tuple[str, ...] = (PASS, FAIL, INSUFFICIENT)
 

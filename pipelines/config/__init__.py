@@ -31,6 +31,7 @@ from pipelines.config.evaluation import (
     EvaluationConfig,
     GateRule,
 )
+from pipelines.config.generation import GenerationConfig
 from pipelines.config.validation import DriftThreshold, ValidationConfig
 from pipelines.config.variants import (
     DEFAULT_VARIANTS,
@@ -67,6 +68,7 @@ __all__ = [
     "FileSource",
     "FinetunedVariant",
     "GateRule",
+    "GenerationConfig",
     "GeneratorConfig",
     "KnowledgeBaseConfig",
     "OutputConfig",

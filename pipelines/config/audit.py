@@ -31,6 +31,7 @@ from pipelines.config._base import Section, format_validation_error
 from pipelines.config.beam import BeamConfig
 from pipelines.config.data import DataConfig
 from pipelines.config.evaluation import EvaluationConfig
+from pipelines.config.generation import GenerationConfig
 from pipelines.config.mitigation import MitigationConfig
 from pipelines.config.validation import ValidationConfig
 from pipelines.config.variants import DEFAULT_VARIANTS, ScoringConfig, VariantSpec
@@ -138,6 +139,7 @@ class AuditConfig(Section):
     scoring: ScoringConfig = ScoringConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     mitigation: MitigationConfig = MitigationConfig()
+    generation: GenerationConfig = GenerationConfig()
     report: ReportConfig = ReportConfig()
     output: OutputConfig = OutputConfig()
     beam: BeamConfig = BeamConfig()

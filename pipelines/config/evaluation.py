@@ -19,6 +19,14 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from pipelines.config._base import Section, did_you_mean
+from pipelines.config.generation import (
+    GENERATION_FEATURE_METRICS,
+    GENERATION_GROUP_METRICS,
+    GENERATION_METRICS,
+    GENERATION_PROPORTIONS,
+    GENERATION_RANGES,
+    PROMPT_FEATURE,
+)
 
 __all__ = [
     "EvaluationConfig",
@@ -79,17 +87,18 @@ EXPOSURE_METRICS: tuple[str, ...] = ("same_group_share", "stereotype_share")
 
 #: Gate metrics judged per group.
 GATE_GROUP_METRICS: tuple[str, ...] = (
-    GROUP_METRICS + BIAS_AUC_METRICS + COUNTERFACTUAL_METRICS + EXPOSURE_METRICS
+    GROUP_METRICS + BIAS_AUC_METRICS + COUNTERFACTUAL_METRICS + EXPOSURE_METRICS + GENERATION_GROUP_METRICS
 )
 #: Gate metrics judged per sensitive feature (one value per variant and feature).
 GATE_FEATURE_METRICS: tuple[str, ...] = DISPARITIES + (
     "final_bias_score", "flip_rate_difference", "same_group_share_difference", "stereotype_share_difference",
-)
+) + GENERATION_FEATURE_METRICS
 GATE_METRICS: tuple[str, ...] = GATE_GROUP_METRICS + GATE_FEATURE_METRICS
 
 #: Shares of events among trials in a group: exact binomial intervals and tests.
 PROPORTION_METRICS: tuple[str, ...] = ("base_rate", "selection_rate", "accuracy", "precision", "tpr", "fpr", "fnr",
-                                       "flip_rate", "same_group_share", "stereotype_share")
+                                       "flip_rate", "same_group_share", "stereotype_share",
+                                       *GENERATION_PROPORTIONS)
 #: Mann-Whitney AUCs: DeLong intervals and tests.
 AUC_METRICS: tuple[str, ...] = ("roc_auc", *BIAS_AUC_METRICS)
 #: Gaps (max - min over groups) of proportions: pairwise score tests; value -> the proportions compared.
@@ -111,6 +120,8 @@ def metric_range(metric: str) -> tuple[float, float, str]:
     """
     if metric in ("count", "docs_per_query"):
         return 0.0, float("inf"), "counts"
+    if metric in GENERATION_RANGES:
+        return GENERATION_RANGES[metric]
     if "ratio" in metric:
         return 0.0, 1.0, "ratios"
     if "difference" in metric or metric == "mean_delta":
@@ -270,6 +281,9 @@ class GateRule(Section):
     feature: str | None = Field(default=None, description="Null: the first evaluated sensitive feature.")
     groups: tuple[str, ...] = Field(default=(), description="Group metrics only; empty: every group.")
     mode: Literal["full", "query_only"] = Field(default="full", description="Counterfactual metrics only.")
+    condition: Literal["generator_only", "rag", "rag_query_only"] = Field(
+        default="rag", description="Generation metrics only: the condition the answers were written in "
+        "(docs/generation.md).")
     optional: bool = Field(default=False, description="A `not_evaluable` result does not count in the verdict.")
 
     @field_validator("metric")
@@ -315,7 +329,8 @@ class GateRule(Section):
 
     @property
     def label(self) -> str:
-        return self.name or f"{self.metric} {'<=' if self.direction == 'max' else '>='} {self.bound:g}"
+        where = f" ({self.condition})" if self.metric in GENERATION_METRICS else ""
+        return self.name or f"{self.metric}{where} {'<=' if self.direction == 'max' else '>='} {self.bound:g}"
 
 
 class EvaluationConfig(Section):
@@ -376,6 +391,8 @@ class EvaluationConfig(Section):
                         known=", ".join(data_features)))
             usable = self.features(data_features)
             for i, gate in enumerate(self.gates):
+                if gate.feature == PROMPT_FEATURE and gate.metric in GENERATION_METRICS:
+                    continue  # the open-ended prompts' groups (docs/generation.md), not a feature of the data
                 if gate.feature is not None and gate.feature not in usable and gate.feature != _cross_name(usable):
                     raise ValueError(MSG_UNKNOWN_FEATURE.format(
                         where=f"gates[{i}].feature", name=gate.feature, hint=did_you_mean(gate.feature, usable),

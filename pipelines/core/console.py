@@ -30,7 +30,7 @@ import tempfile
 import threading
 import traceback
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from pipelines.core.rundir import RUN_LOG, RunDir
 

@@ -32,7 +32,7 @@ __all__ = ["assign_intervals", "gap_units", "BOOTSTRAP_METHOD"]
 
 BOOTSTRAP_METHOD = "bootstrap-bc"
 #: Columns that identify the population an estimate belongs to (besides group and metric).
-_SCOPE = ("variant", "mode", "feature", "a", "b", "kind")
+_SCOPE = ("variant", "mode", "condition", "feature", "a", "b", "kind")
 
 
 def _scope(rec: dict[str, Any]) -> tuple:

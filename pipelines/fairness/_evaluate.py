@@ -10,6 +10,7 @@ import pandas as pd
 from pipelines.config.evaluation import EvaluationConfig
 from pipelines.fairness._calibrate import assign_intervals
 from pipelines.fairness._gates import evaluate_gates
+from pipelines.fairness._gen_evaluate import generation_records
 from pipelines.fairness._inputs import validate_predictions
 from pipelines.fairness._sliced import SlicedSettings, sliced_evaluation
 from pipelines.fairness._twins import counterfactual_coverage, counterfactual_records, exposure_records
@@ -22,7 +23,9 @@ def evaluate_fairness(*, audit_sample: pd.DataFrame, predictions: pd.DataFrame, 
                       data_features: Sequence[str], seed: int, twins: pd.DataFrame | None = None,
                       twin_predictions: pd.DataFrame | None = None, retrievals: pd.DataFrame | None = None,
                       variant_order: Sequence[str] | None = None,
-                      expected_groups: Mapping[str, Sequence[str]] | None = None) -> FairnessResult:
+                      expected_groups: Mapping[str, Sequence[str]] | None = None,
+                      answer_pairs: pd.DataFrame | None = None, open_answers: pd.DataFrame | None = None,
+                      generation: Mapping[str, Any] | None = None) -> FairnessResult:
     """Evaluate every variant's predictions on the audit sample.
 
     Parameters
@@ -48,6 +51,12 @@ def evaluate_fairness(*, audit_sample: pd.DataFrame, predictions: pd.DataFrame, 
         Per sensitive feature, the groups the data has (e.g. in any split): a group absent
         from the audit sample is listed in the gate results as ``not_evaluable`` instead of
         being silently missing.
+    answer_pairs, open_answers
+        The ``generate`` stage's per-answer tables (optional): generation metrics per
+        variant, condition and group (``docs/generation.md``).
+    generation
+        Settings of the generation metrics: ``min_group_size`` (default: the evaluation's),
+        and ``not_evaluable`` (metric -> why no variant has it, for the gate results).
 
     Returns
     -------
@@ -83,11 +92,19 @@ def evaluate_fairness(*, audit_sample: pd.DataFrame, predictions: pd.DataFrame, 
     exposure: list[dict[str, Any]] = []
     if retrievals is not None:
         exposure = exposure_records(retrievals=retrievals, sample=sample, feature=features[0], settings=settings)
+    gen_settings = {"min_group_size": int((generation or {}).get("min_group_size") or config.min_group_size),
+                    "not_evaluable": dict((generation or {}).get("not_evaluable") or {})}
+    if answer_pairs is None and open_answers is None:
+        gen_settings["not_evaluable"].setdefault("*", "no answers were generated in this run (`generation.enabled` "
+                                                      "is false, or the generate stage did not run)")
+    gen_records = generation_records(answer_pairs=answer_pairs, open_answers=open_answers, settings=settings,
+                                     min_group_size=gen_settings["min_group_size"])
     level, method = config.level, config.proportion_method
     assign_intervals(sliced["group_metrics"] + sliced["bias_auc"] + sliced["disparities"], level=level,
                      proportion_method=method)
     assign_intervals(cf_records, level=level, proportion_method=method)
     assign_intervals(exposure, level=level, proportion_method=method)
+    assign_intervals(gen_records, level=level, proportion_method=method)
     assign_intervals(sliced["comparison"] + cf_compared, level=level, proportion_method=method, analytic=False)
     evaluated = {"features": sliced["features"], "intersections": config.intersections,
                  "min_group_size": config.min_group_size, "min_class_count": config.min_class_count,
@@ -96,18 +113,20 @@ def evaluate_fairness(*, audit_sample: pd.DataFrame, predictions: pd.DataFrame, 
                  "bootstrap": {"resamples": bs.resamples, "seed": seed, "stratified_by": list(features),
                                "interval": "bias-corrected (BC) percentile, for metrics without an exact or "
                                            "analytic method"},
-                 "bias_auc": config.bias_auc.model_dump(mode="json")}
+                 "bias_auc": config.bias_auc.model_dump(mode="json"),
+                 "generation": gen_settings}
     gate_results = evaluate_gates(
         config.gates,
         records={"group_metrics": sliced["group_metrics"], "bias_auc": sliced["bias_auc"],
-                 "disparities": sliced["disparities"], "counterfactual": cf_records, "exposure": exposure},
+                 "disparities": sliced["disparities"], "counterfactual": cf_records, "exposure": exposure,
+                 "generation": gen_records},
         variants=variants, features=sliced["features"], settings=evaluated, level=level,
         multiplicity=config.multiplicity, proportion_method=method,
         expected_groups=_expected(expected_groups, sample, sliced["features"]))
     return FairnessResult.from_records(
         records={"group_metrics": sliced["group_metrics"] + sliced["bias_auc"], "disparities": sliced["disparities"],
                  "comparison": sliced["comparison"] + cf_compared, "counterfactual_metrics": cf_records,
-                 "exposure_metrics": exposure, "gate_results": gate_results},
+                 "exposure_metrics": exposure, "generation_metrics": gen_records, "gate_results": gate_results},
         variants=tuple(variants), comparisons=tuple(comparisons), settings=evaluated,
         examples=int(sliced["n"]), groups=_with_absent(sliced["groups"], expected_groups),
         notes=tuple(sliced["notes"]),

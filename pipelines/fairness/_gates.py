@@ -30,6 +30,7 @@ from pipelines.config.evaluation import (
     EXPOSURE_METRICS,
     GAP_COMPONENTS,
     GATE_GROUP_METRICS,
+    GENERATION_METRICS,
     PROPORTION_METRICS,
     GateRule,
     metric_range,
@@ -40,7 +41,7 @@ from pipelines.fairness._calibrate import gap_units
 from pipelines.fairness._decide import GateDecision
 from pipelines.fairness._delong import auc_gate
 from pipelines.fairness._gaps import equalized_odds_gate, gap_gate
-from pipelines.fairness._metrics import STATUS_OK
+from pipelines.fairness._metrics import STATUS_OK, STATUS_UNDEFINED
 from pipelines.fairness._resampling import bootstrap_gate
 from pipelines.fairness.result import INSUFFICIENT, NOT_EVALUABLE
 
@@ -57,6 +58,8 @@ _TRIALS = {"tpr": "positives", "fnr": "positives", "fpr": "negatives", "precisio
 
 def gate_source(metric: str) -> str:
     """Which table of the evaluation holds a gate metric."""
+    if metric in GENERATION_METRICS:
+        return "generation"
     if metric in COUNTERFACTUAL_METRICS or metric == "flip_rate_difference":
         return "counterfactual"
     if metric in EXPOSURE_METRICS or metric in ("same_group_share_difference", "stereotype_share_difference"):
@@ -68,7 +71,13 @@ def gate_source(metric: str) -> str:
     return "disparities"
 
 
-def _missing_reason(source: str, variant: str, mode: str | None, metric: str) -> str:
+def _missing_reason(source: str, variant: str, mode: str | None, metric: str, condition: str | None = None,
+                    reasons: dict[str, str] | None = None) -> str:
+    if source == "generation":
+        why = (reasons or {}).get(metric) or (reasons or {}).get("*")
+        return (f"variant {variant!r} has no {metric} in condition {condition!r}"
+                + (f": {why}" if why else " (its kind does not generate text, or it wrote no answers for this "
+                   "metric's prompts)"))
     if source == "counterfactual":
         return (f"variant {variant!r} has no counterfactual twins scored in mode {mode!r} (no twins were made, "
                 "or its kind cannot score new texts)")
@@ -79,8 +88,17 @@ def _missing_reason(source: str, variant: str, mode: str | None, metric: str) ->
 
 def _unit_problem(rec: dict[str, Any] | None, metric: str, group: str, settings: dict[str, Any]) -> tuple[str, str]:
     """``(status, reason)`` of a group that cannot be judged."""
+    if rec is None and metric in GENERATION_METRICS:
+        return NOT_EVALUABLE, f"group {group!r} has no generated answers (no pair or prompt of it was drawn)"
     if rec is None:
         return NOT_EVALUABLE, f"group {group!r} has no examples in the audit sample"
+    if rec["status"] == STATUS_UNDEFINED and metric in GENERATION_METRICS:
+        return INSUFFICIENT, (f"{metric} is undefined for {group!r} (e.g. a share of no trials, or no HELM word "
+                              "occurs in the answers)")
+    if rec["status"] != STATUS_OK and metric in GENERATION_METRICS:
+        return INSUFFICIENT, (f"group {group!r} has {rec.get('n')} answer(s), too few for {metric}: needs "
+                              f"{(settings.get('generation') or {}).get('min_group_size')} "
+                              "(generation.min_group_size)")
     if metric in PROPORTION_METRICS and not (rec.get("trials") or 0) > 0:
         return NOT_EVALUABLE, f"group {group!r} has no {_TRIALS.get(metric, 'examples')} for {metric}"
     if rec["status"] != STATUS_OK:
@@ -141,6 +159,7 @@ def evaluate_gates(rules: Sequence[GateRule], *, records: dict[str, list[dict[st
         source = gate_source(rule.metric)
         feature = rule.feature or (features[0] if features else None)
         mode = rule.mode if source == "counterfactual" else None
+        condition = rule.condition if source == "generation" else None
         known = sorted(groups_of.get(feature, set()))
         for g in rule.groups:
             if g not in known:
@@ -150,15 +169,20 @@ def evaluate_gates(rules: Sequence[GateRule], *, records: dict[str, list[dict[st
         targets: list[str | None] = list(rule.groups or known) if per_group else [None]
         for v in (rule.variants or variants):
             base = {"gate": rule.label, "gate_index": i, "variant": v, "metric": rule.metric, "feature": feature,
-                    "mode": mode, "bound": rule.bound, "direction": rule.direction, "optional": rule.optional}
+                    "mode": mode, "condition": condition, "bound": rule.bound, "direction": rule.direction,
+                    "optional": rule.optional}
             mine = [r for r in records.get(source, []) if r.get("variant") == v
-                    and (mode is None or r.get("mode") == mode)]
+                    and (mode is None or r.get("mode") == mode)
+                    and (condition is None or r.get("condition") == condition)]
+            if source == "generation" and not any(r["metric"] == rule.metric for r in mine):
+                mine = []  # e.g. no stereotype scorer, or no open-ended prompts: say why, per variant
             # the group records a gap is computed from (for a disparity, the group metrics)
             pool = mine + [r for r in records.get("group_metrics", []) if r.get("variant") == v] \
                 if source == "disparities" else mine
             if not mine:
                 results.append({**base, "group": None, "status": NOT_EVALUABLE,
-                                "reason": _missing_reason(source, v, mode, rule.metric)})
+                                "reason": _missing_reason(source, v, mode, rule.metric, condition,
+                                                          (settings.get("generation") or {}).get("not_evaluable"))})
                 continue
             index = {(r["feature"], r["group"], r["metric"]): r for r in mine}
             rows, judged = [], []
@@ -171,7 +195,9 @@ def evaluate_gates(rules: Sequence[GateRule], *, records: dict[str, list[dict[st
                     rule.metric not in PROPORTION_METRICS or (rec.get("trials") or 0) > 0) and (
                     rule.metric not in AUC_METRICS or rec.get("_auc") is not None)
                 if not ok:
-                    if g is None:
+                    if g is None and rule.metric in GENERATION_METRICS and rec is not None:
+                        row["status"], row["reason"] = _unit_problem(rec, rule.metric, feature, settings)
+                    elif g is None:
                         row.update(status=NOT_EVALUABLE if rec is None else INSUFFICIENT,
                                    reason=f"fewer than two groups of {feature!r} have data for {rule.metric}")
                     else:

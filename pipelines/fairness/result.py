@@ -18,6 +18,9 @@ Tables (one row per estimand; ``value``/``ci_low``/``ci_high`` are null unless
                               kinds ``metric``, ``disparity``, ``agreement``, ``counterfactual``)
 ``counterfactual_metrics``    variant, mode, feature, group, metric, ... (flip rates)
 ``exposure_metrics``          variant, feature, group, metric, ... (what retrieval shows)
+``generation_metrics``        variant, condition, feature, group, metric, ... (metrics of generated
+                              answers, ``docs/generation.md``; conditions ``<a>_minus_<b>`` are
+                              paired differences for attribution)
 ``gate_results``              one row per gate x variant (x group for group metrics)
 ============================  ============================================================
 
@@ -48,7 +51,7 @@ __all__ = [
     "describe_gate",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 PASS = "pass"
 FAIL = "fail"
@@ -60,15 +63,16 @@ GATE_STATUSES = (PASS, FAIL, INSUFFICIENT, NOT_EVALUABLE)
 #: clustered shares), null for other metrics.
 TABLE_COLUMNS = ("variant", "feature", "group", "metric", "value", "ci_low", "ci_high", "n", "status", "method",
                  "events", "trials")
-GATE_COLUMNS = ("gate", "gate_index", "variant", "metric", "feature", "group", "mode", "bound", "direction", "value",
-                "ci_low", "ci_high", "n", "events", "trials", "status", "reason", "method", "p_pass", "p_fail",
-                "near_bound", "multiplicity", "optional")
+GATE_COLUMNS = ("gate", "gate_index", "variant", "metric", "feature", "group", "mode", "condition", "bound",
+                "direction", "value", "ci_low", "ci_high", "n", "events", "trials", "status", "reason", "method",
+                "p_pass", "p_fail", "near_bound", "multiplicity", "optional")
 _TABLES: dict[str, tuple[str, ...]] = {
     "group_metrics": TABLE_COLUMNS,
     "disparities": TABLE_COLUMNS,
     "comparison": ("a", "b", "kind", *TABLE_COLUMNS[1:]),
     "counterfactual_metrics": ("variant", "mode", *TABLE_COLUMNS[1:]),
     "exposure_metrics": TABLE_COLUMNS,
+    "generation_metrics": ("variant", "condition", *TABLE_COLUMNS[1:]),
     "gate_results": GATE_COLUMNS,
 }
 #: The ``evaluate`` stage's artifacts.
@@ -162,6 +166,7 @@ class FairnessResult:
     comparison: pd.DataFrame
     counterfactual_metrics: pd.DataFrame
     exposure_metrics: pd.DataFrame
+    generation_metrics: pd.DataFrame
     gate_results: pd.DataFrame
     verdict: str = PASS
 
@@ -226,6 +231,7 @@ class FairnessResult:
         disp = _records(self.disparities)
         cf = _records(self.counterfactual_metrics)
         ex = _records(self.exposure_metrics)
+        gen = _records(self.generation_metrics)
         comp = _records(self.comparison)
         gates = _records(self.gate_results)
         from pipelines.config.evaluation import BIAS_AUC_METRICS
@@ -237,6 +243,7 @@ class FairnessResult:
             d = [r for r in disp if r["variant"] == v]
             c = [r for r in cf if r["variant"] == v]
             e = [r for r in ex if r["variant"] == v]
+            g = [r for r in gen if r["variant"] == v]
             per_variant[v] = {
                 "verdict": verdict(own) if own else None,
                 "metrics": _nest([r for r in mine if r["metric"] not in BIAS_AUC_METRICS],
@@ -257,6 +264,10 @@ class FairnessResult:
                     "groups": _nest([r for r in e if r["group"] is not None], ["feature", "group", "metric"]),
                     "disparities": _nest([r for r in e if r["group"] is None], ["feature", "metric"]),
                 } if e else None,
+                "generation": {
+                    "groups": _nest([r for r in g if r["group"] is not None], ["condition", "feature", "group", "metric"]),
+                    "disparities": _nest([r for r in g if r["group"] is None], ["condition", "feature", "metric"]),
+                } if g else None,
             }
         comparisons = []
         for a, b in self.comparisons:

@@ -26,6 +26,7 @@ STAGE_ARTIFACTS: dict[str, tuple[str, ...]] = {
     "counterfactuals": ("twins", "counterfactual_coverage"),
     "build_variants": ("variants",),
     "predict": ("predictions", "twin_predictions", "thresholds", "performance"),
+    "generate": ("answer_pairs", "generation_summary"),
     "evaluate": RESULT_ARTIFACTS,
     "mitigate": (*RESULT_ARTIFACTS, "mitigation", "tradeoff"),
 }

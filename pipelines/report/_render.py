@@ -37,6 +37,10 @@ METRIC_LABELS = {
     "bnsp_auc": "BNSP AUC", "flip_rate": "flip rate", "mean_abs_delta": "mean |score change|",
     "same_group_share": "same-group share", "stereotype_share": "stereotype share",
     "mean_delta": "mean score change", "docs_per_query": "documents per query",
+    "answer_cosine": "answer cosine", "answer_rouge_l": "answer ROUGE-L",
+    "answer_sentiment_strict": "sentiment W1 (strict)", "answer_sentiment_weak": "negative-share change (weak)",
+    "answer_negative_share": "negative answers", "answer_stereotype_rate": "stereotyped answers",
+    "answer_sentiment_mean": "mean sentiment", "answer_sentiment_strict_max": "largest sentiment W1 between groups",
 }
 
 
@@ -236,6 +240,9 @@ def section_gists(summary: Mapping[str, Any]) -> dict[str, str]:
     mit = summary.get("mitigation") or {}
     gists["mitigation"] = (f"fairlearn per-group thresholds ({(mit.get('settings') or {}).get('constraint')}) for "
                            f"{', '.join(mit.get('variants') or {})}" if mit.get("variants") else "not evaluated")
+    gen = summary.get("generation") or {}
+    gists["generation"] = (f"answers of {', '.join(gen.get('variants') or {})} to counterfactual pairs and open prompts"
+                           if gen.get("variants") else "no answers generated")
     flips = (summary.get("examples") or {}).get("counterfactual_flips") or {}
     gists["examples"] = "largest counterfactual changes and most confident errors" if variants else "no predictions"
     if flips and not any(flips.values()):

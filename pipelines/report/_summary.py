@@ -14,6 +14,7 @@ from typing import Any, Mapping, Sequence
 
 from pipelines.core.artifacts import to_jsonable
 from pipelines.fairness import FAIL, INSUFFICIENT, NOT_EVALUABLE, PASS, FairnessResult, describe_gate
+from pipelines.report._generation import generation_section
 from pipelines.report._inputs import RunInputs
 from pipelines.report._mitigation import mitigation_section
 from pipelines.report._sections import data_section, examples_section, provenance_section, trend_section
@@ -39,6 +40,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("variants", "Variants"),
     ("comparison", "Side by side"),
     ("mitigation", "Mitigation"),
+    ("generation", "Generated answers"),
     ("examples", "Examples"),
     ("provenance", "Provenance"),
     ("trend", "Trend"),
@@ -322,6 +324,7 @@ def build_summary(inputs: RunInputs) -> dict[str, Any]:
         "mitigation": mitigation_section(inputs, missing),
         "examples": examples_section(inputs, variant_names=names, feature=features[0] if features else None,
                                      top=cfg.report.top_examples),
+        "generation": generation_section(inputs, result, top=cfg.generation.examples, missing=missing),
         "provenance": provenance_section(inputs),
         "trend": trend_section(inputs, verdict=verdict["overall"], key_metrics=key_metrics),
         "missing": missing,

@@ -13,6 +13,7 @@ __all__ = ["FinetunedKind", "ClassifierKind"]
 
 class _SequenceClassifier(VariantKind):
     positive_index: int = 1
+    judges_text = True  # the audit's own stereotype classifier: it scores generated answers too
 
     def predictor(self, built: Mapping[str, Any], *, num_threads: int = 2) -> Any:
         from pipelines.variants.finetuned import FinetunedPredictor

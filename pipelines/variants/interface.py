@@ -11,7 +11,10 @@ so no code compares a variant's name or kind:
 * :meth:`VariantKind.score` -> :class:`ScoreSets`: the audit sample, the counterfactual
   twins in each of the kind's :attr:`~VariantKind.twin_modes`, and the validation sample;
 * :meth:`VariantKind.columns` and :meth:`VariantKind.retrievals`: what a kind adds to the
-  predictions tables (RAG: the retrieved documents).
+  predictions tables (RAG: the retrieved documents);
+* :meth:`VariantKind.generator` -> an :class:`~pipelines.variants.generation.AnswerWriter`
+  for a kind that writes text (RAG), None otherwise; :attr:`VariantKind.judges_text`:
+  whether its predictor is a text classifier that can score generated answers.
 
 Adding a kind: a config model in :mod:`pipelines.config.variants` (with a ``kind``
 literal) and a subclass here registered in :data:`KINDS`.
@@ -129,6 +132,8 @@ class VariantKind:
     twin_modes: ClassVar[tuple[str, ...]] = ("full",)
     #: Whether the kind can score new texts (twins, What-If Tool edits, Beam).
     scores_texts: ClassVar[bool] = True
+    #: Whether the kind is a text classifier that may score generated answers (for stereotypes).
+    judges_text: ClassVar[bool] = False
 
     def __init__(self, spec: Any, *, index: int = 0):
         self.spec = spec
@@ -180,6 +185,14 @@ class VariantKind:
                    predictions: Predictions) -> list[dict[str, Any]]:
         """Rows of the ``retrievals`` table (documents shown to the model), if the kind retrieves."""
         return []
+
+    def generator(self, built: Mapping[str, Any], *, settings: Any, num_threads: int = 2) -> Any | None:
+        """An :class:`~pipelines.variants.generation.AnswerWriter` for the variant's generator, or None.
+
+        ``settings`` is the config's ``generation`` section (answer length, batch size,
+        precision, prompt limits). None: the kind does not write text.
+        """
+        return None
 
 
 def require_table(df: Any, columns: tuple[str, ...], *, artifact: str) -> Any:

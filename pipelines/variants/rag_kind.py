@@ -213,6 +213,19 @@ class RagKind(VariantKind):
                     "validation": rate(len(request.validation), t_val)},
             batch_size=self.batch_size)
 
+    def generator(self, built: Mapping[str, Any], *, settings: Any, num_threads: int = 2) -> Any | None:
+        """The generator of ``built["model_dir"]`` writing answers, with this variant's retriever and knowledge base."""
+        from pipelines.variants.generation import AnswerWriter, Retrieval
+
+        predictor = self.predictor(built, num_threads=num_threads)
+        return AnswerWriter(Path(built["model_dir"]), max_new_tokens=settings.max_new_tokens,
+                            batch_size=settings.batch_size, precision=settings.precision,
+                            system_prompt=settings.system_prompt, doc_max_tokens=settings.doc_max_tokens,
+                            query_max_tokens=settings.query_max_tokens,
+                            retrieval=Retrieval(embedder=predictor.embedder, kb=predictor.kb, k=self.spec.retriever.k),
+                            allow_pickle=self.spec.allow_pickle, num_threads=num_threads,
+                            field=self.field("generator.model"))
+
     def columns(self, predictions: Predictions) -> dict[str, list[Any]]:
         return {"retrieved_ids": list(predictions.extras["retrieved_ids"]),
                 "retrieved_similarities": list(predictions.extras["retrieved_similarities"])}

@@ -34,8 +34,9 @@ def test_stage_spec_wires_the_contract_inputs():
     assert EXPORT_WIT_STAGE.name == "export_wit"
     assert EXPORT_WIT_STAGE.inputs == {"audit_sample": "load_data.audit_sample", "predictions": "predict.predictions",
                                        "variants": "build_variants.variants",
-                                       "mitigated_predictions": "mitigate.mitigated_predictions"}
-    assert EXPORT_WIT_STAGE.optional_inputs == ("variants", "mitigated_predictions")
+                                       "mitigated_predictions": "mitigate.mitigated_predictions",
+                                       "answer_pairs": "generate.answer_pairs"}
+    assert EXPORT_WIT_STAGE.optional_inputs == ("variants", "mitigated_predictions", "answer_pairs")
 
 
 def test_round_trip_matches_the_predictions_table(tiny_run):

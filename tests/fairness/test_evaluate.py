@@ -77,8 +77,10 @@ def test_fairness_json_structure_is_stable_and_serializable(result):
     assert f["variants_evaluated"] == ["finetuned", "rag"]
     for v in ("finetuned", "rag"):
         entry = f["variants"][v]
-        assert set(entry) == {"verdict", "metrics", "disparities", "bias_auc", "counterfactual", "exposure"}
+        assert set(entry) == {"verdict", "metrics", "disparities", "bias_auc", "counterfactual", "exposure",
+                              "generation"}
         assert entry["verdict"] is None  # no gates
+        assert entry["generation"] is None  # no answers were generated
         cell = entry["metrics"]["group"]["women"]["fpr"]
         assert set(cell) == {"value", "ci_low", "ci_high", "n", "status", "method"}
         assert set(entry["metrics"]) == {"overall", "group", "axis"}

@@ -35,7 +35,9 @@ def test_stage_specs_wire_the_contract_inputs():
     assert EVALUATE_STAGE.inputs["predictions"] == "predict.predictions"
     assert EVALUATE_STAGE.inputs["twins"] == "counterfactuals.twins"
     assert EVALUATE_STAGE.inputs["data_summary"] == "load_data.data_summary"
-    assert set(EVALUATE_STAGE.optional_inputs) == {"twins", "twin_predictions", "retrievals", "data_summary"}
+    assert EVALUATE_STAGE.inputs["answer_pairs"] == "generate.answer_pairs"
+    assert set(EVALUATE_STAGE.optional_inputs) == {"twins", "twin_predictions", "retrievals", "data_summary",
+                                                   "answer_pairs", "open_answers", "generation_summary"}
     assert "evaluation" in EVALUATE_STAGE.config_sections
 
 

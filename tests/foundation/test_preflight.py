@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pandas as pd
-import pytest
 
 from pipelines.config import load_config
 from pipelines.graph import preflight

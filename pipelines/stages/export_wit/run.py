@@ -9,6 +9,9 @@ One ``tf.Example`` per audit-sample row, in the audit sample's order, with
 * when the mitigate stage ran, per mitigated variant ``mitigated_label_<variant>`` (int64, the decision
   with fairlearn's per-group thresholds) and ``mitigated_probability_<variant>`` (float, that rule's
   probability of a 1).
+* with the ``generate`` stage's answers, per generating variant and condition
+  ``answer_<variant>_<condition>`` and ``twin_answer_<variant>_<condition>`` (bytes; empty
+  for examples whose pair was not drawn): what the variant wrote to the comment and its twin.
 
 A small JSON (``wit_export``) describes it: the TFRecord's path relative to the
 run directory, the target feature and label vocabulary, the variant names, the
@@ -46,6 +49,7 @@ __all__ = [
     "mitigated_label_feature",
     "mitigated_probability_feature",
     "add_mitigated",
+    "add_answers",
 ]
 
 STAGE_NAME = "export_wit"
@@ -184,6 +188,24 @@ def wit_table(*, audit_sample, predictions, sensitive_features: Sequence[str]):
     return out, variants
 
 
+def add_answers(table, answer_pairs) -> dict[str, dict[str, dict[str, str]]]:
+    """Add the generated answers as text features of ``table`` (in place); return their names.
+
+    ``{variant: {condition: {"answer": feature, "twin_answer": feature}}}``.
+    """
+    _require("answer_pairs", answer_pairs, ("variant", "condition", "example_id", "answer", "twin_answer"))
+    names: dict[str, dict[str, dict[str, str]]] = {}
+    ids = table[ID_FEATURE]
+    for (variant, condition), part in answer_pairs.groupby(["variant", "condition"], sort=True):
+        # one pair per example (its twin); an example with two twins shows the first
+        part = part.astype({"example_id": str}).drop_duplicates("example_id").set_index("example_id")
+        cols = {"answer": f"answer_{variant}_{condition}", "twin_answer": f"twin_answer_{variant}_{condition}"}
+        for key, col in cols.items():
+            table[col] = ids.map(part[key].astype(str)).fillna("").to_numpy()
+        names.setdefault(str(variant), {})[str(condition)] = cols
+    return names
+
+
 def _feature_types(table) -> dict[str, str]:
     import numpy as np
 
@@ -299,12 +321,13 @@ def _models(variants_built: Mapping[str, Any] | None) -> dict[str, Any]:
 
 
 def export_wit(ctx: StageContext, *, audit_sample, predictions, variants: Mapping[str, Any] | None = None,
-               mitigated_predictions=None) -> dict[str, Any]:
-    """Write the audit sample with every variant's predictions (and mitigated decisions, when the mitigate stage
-    ran) as a TFRecord, and describe it."""
+               mitigated_predictions=None, answer_pairs=None) -> dict[str, Any]:
+    """Write the audit sample with every variant's predictions (and mitigated decisions when the mitigate stage
+    ran, answers when the generate stage ran) as a TFRecord, and describe it."""
     features = tuple(ctx.config.data.sensitive_features)
     table, names = wit_table(audit_sample=audit_sample, predictions=predictions, sensitive_features=features)
     mitigated = add_mitigated(table, mitigated_predictions) if mitigated_predictions is not None else {}
+    answers = add_answers(table, answer_pairs) if answer_pairs is not None and len(answer_pairs) else {}
     thresholds = {}
     if "threshold" in predictions.columns:
         for v, part in predictions.groupby(predictions["variant"].astype(str), sort=False):
@@ -317,5 +340,6 @@ def export_wit(ctx: StageContext, *, audit_sample, predictions, variants: Mappin
         examples_path=f"{STAGE_NAME}/{EXAMPLES_ARTIFACT}.tfrecord", thresholds=thresholds,
         models=_models(variants), feature_types=types)
     description["mitigated_features"] = mitigated
+    description["answer_features"] = answers
     ctx.log.info("What-If Tool export: %d examples, variants %s", written, ", ".join(names))
     return {EXAMPLES_ARTIFACT: path, DESCRIPTION_ARTIFACT: description}

@@ -9,11 +9,12 @@ SPEC = Stage(
     name=STAGE_NAME,
     fn=export_wit,
     inputs={"audit_sample": "load_data.audit_sample", "predictions": "predict.predictions",
-            "variants": "build_variants.variants", "mitigated_predictions": "mitigate.mitigated_predictions"},
-    optional_inputs=("variants", "mitigated_predictions"),
+            "variants": "build_variants.variants", "mitigated_predictions": "mitigate.mitigated_predictions",
+            "answer_pairs": "generate.answer_pairs"},
+    optional_inputs=("variants", "mitigated_predictions", "answer_pairs"),
     outputs=(EXAMPLES_ARTIFACT, DESCRIPTION_ARTIFACT),
     config_sections=("data",),
-    version="2",
+    version="3",
     # not taken from the stage cache: the description names the run it belongs to (`run_id`), and
     # writing a few hundred tf.Examples costs less than TensorFlow's import
     cache=False,
