@@ -232,7 +232,7 @@ UNSUPPORTED = {
     "Windows x86_64": (["win_amd64"], {"tensorflow-data-validation", "tfx-bsl", "tensorflow-io-gcs-filesystem"}),
 }
 # Pins with no wheel at all (source archives only): the README names each of them.
-SOURCE_ONLY = {"crcmod", "dill", "docopt", "google-apitools", "hdfs", "pyfarmhash"}
+SOURCE_ONLY = {"crcmod", "dill", "docopt", "google-apitools", "hdfs", "pyfarmhash", "rouge-score"}
 
 
 @pytest.fixture(scope="module")
