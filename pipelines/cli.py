@@ -101,7 +101,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides=_overrides(args))
     from pipelines.core.runner import run_audit
     from pipelines.errors import LockError
-    from pipelines.graph import STAGES, data_fingerprint_of, exit_code, run_verdict
+    from pipelines.graph import STAGES, data_fingerprint_of, exit_code, finalize_run
     from pipelines.report import post_run
 
     now = dt.datetime.now(dt.timezone.utc)
@@ -110,7 +110,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         result = run_audit(
             cfg, list(STAGES), run_id=run_id, started_at=now.isoformat(timespec="seconds"),
             show_progress=not args.no_progress, lock_timeout=args.wait,
-            data_fingerprint=data_fingerprint_of, finalize=run_verdict,
+            data_fingerprint=data_fingerprint_of, finalize=finalize_run,
         )
     except LockError:
         raise  # the other run owns the audit; nothing of ours to record
