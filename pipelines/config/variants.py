@@ -138,10 +138,12 @@ class GeneratorConfig(Section):
 
     @model_validator(mode="after")
     def _int8_alone(self) -> "GeneratorConfig":
-        if self.int8 and (self.precision == "bf16" or self.engine == "packed"):
+        clash = [f"`{k}: {v}`" for k, v, bad in (("precision", self.precision, "bf16"),
+                                                  ("engine", self.engine, "packed")) if v == bad]
+        if self.int8 and clash:
             raise ValueError(f"`int8: true` (dynamic quantization of the transformers modules) cannot be combined "
-                             f"with `precision: {self.precision}` or `engine: {self.engine}`; expected precision "
-                             "fp32 or auto and engine auto or hf with int8, or int8: false")
+                             f"with {' and '.join(clash)}; expected precision fp32 or auto and engine auto or hf "
+                             "with int8, or int8: false")
         return self
 
 
