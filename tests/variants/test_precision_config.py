@@ -87,7 +87,8 @@ def test_the_manifest_records_what_scored_each_variant_and_the_kb_key_has_the_em
     monkeypatch.setattr(retrieval, "build_kb_index", lambda embedder, *a, **kw: (
         embedded.append(embedder.path["runtime"]), real_kb(embedder, *a, **kw))[1])
     on_cpu(BF16)
-    cfg = _config(tmp_path, tiny_bert_dir, tiny_classifier_dir, tiny_lm_dir, finetuned={"train": False, "precision": "auto"},
+    cfg = _config(tmp_path, tiny_bert_dir, tiny_classifier_dir, tiny_lm_dir,
+                  finetuned={"train": False, "precision": "auto"},
                   rag={"generator": {"model": str(tiny_lm_dir), "gguf_file": None, "batch_size": 4,
                                      "engine": "hf"}})
     stages = _upstream(frames) + [BUILD_STAGE, PREDICT_STAGE]
