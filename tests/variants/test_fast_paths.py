@@ -221,7 +221,7 @@ def test_real_smollm2_bf16_within_tolerance_of_a_plain_fp32_forward(redditbias):
 
     ctx, data = redditbias
     spec = next(v for v in ctx.config.variants if v.name == "rag")
-    spec = spec.model_copy(update={"knowledge_base": spec.knowledge_base.model_copy(update={"max_docs": 1000}),
+    spec = spec.model_copy(update={"knowledge_base": spec.knowledge_base.model_copy(update={"max_docs": 300}),
                                    "generator": spec.generator.model_copy(update={"precision": "bf16"})})
     kind = variant_kind(spec, index=1)
     build = BuildContext(cache=ModelCache(CacheDir(ctx.cache_dir).models), seed=ctx.seed, resolve=ctx.config.resolve,
