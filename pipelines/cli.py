@@ -141,7 +141,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, overrides=_overrides(args))
     from pipelines.core.runner import run_audit
     from pipelines.errors import LockError
-    from pipelines.graph import STAGES, data_fingerprint_of, exit_code, preflight, run_verdict
+    from pipelines.graph import STAGES, data_fingerprint_of, exit_code, finalize_run, preflight
     from pipelines.report import post_run
 
     problems = preflight(cfg)
@@ -161,7 +161,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 result = run_audit(
                     cfg, list(STAGES), run_id=run_id, started_at=now.isoformat(timespec="seconds"),
                     show_progress=not args.no_progress, lock_timeout=args.wait,
-                    data_fingerprint=data_fingerprint_of, finalize=run_verdict,
+                    data_fingerprint=data_fingerprint_of, finalize=finalize_run,
                 )
             except (LockError, RunRefused):
                 raise  # nothing ran: nothing of ours to record, and the existing run is not touched

@@ -38,8 +38,8 @@ from pipelines.stages import (
     validate_data,
 )
 
-__all__ = ["STAGES", "VERDICTS", "EXIT_CODES", "EXIT_ERROR", "run_verdict", "data_fingerprint_of", "exit_code",
-           "preflight"]
+__all__ = ["STAGES", "VERDICTS", "EXIT_CODES", "EXIT_ERROR", "run_verdict", "finalize_run", "scoring_paths",
+           "data_fingerprint_of", "exit_code", "preflight"]
 
 #: Every stage, in run order (the runner skips those a config disables).
 STAGES: tuple[Stage, ...] = (load_data.SPEC, validate_data.SPEC, counterfactuals.SPEC, build_variants.SPEC,
@@ -96,6 +96,21 @@ def run_verdict(outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
         overall = FAIL
         reasons.append(reason)
     return {"verdict": overall, "verdict_reasons": reasons, "verdict_attention": attention}
+
+
+def scoring_paths(outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``{variant: {"precision", "runtime", "requested", "reason", "cpu", "torch"}}``: what scored each variant.
+
+    Read from the predict stage's ``performance`` artifact; variants without a
+    model (logged predictions) and Beam-scored variants have no entry.
+    """
+    perf = (outputs.get("predict") or {}).get("performance") or {}
+    return {name: entry["path"] for name, entry in perf.items() if isinstance(entry, Mapping) and "path" in entry}
+
+
+def finalize_run(outputs: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """What the manifest gets once every stage has finished: :func:`run_verdict` and :func:`scoring_paths`."""
+    return {**run_verdict(outputs), "scoring_paths": scoring_paths(outputs)}
 
 
 def _attention(gates: list[Mapping[str, Any]]) -> list[str]:

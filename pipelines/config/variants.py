@@ -65,6 +65,19 @@ DEFAULT_INSTRUCTION = (
 DEFAULT_QUESTION = "Does this comment express a negative stereotype about a group? Answer Yes or No."
 
 
+#: Numeric precision of a model's matrix products: the fp32 reference, bf16 where the CPU has native bf16
+#: instructions (elsewhere fp32, with a warning), or auto (bf16 where native, else fp32).
+Precision = Literal["fp32", "bf16", "auto"]
+#: Inference runtime: auto (the packed engine where it fits the architecture, else transformers), packed (the same,
+#: warning where it does not fit), hf (always the transformers modules).
+Engine = Literal["auto", "packed", "hf"]
+
+PRECISION_HELP = ("fp32 (the reference), bf16 (bfloat16 matrix products; only where the CPU has native bf16, "
+                  "else fp32 with a warning) or auto (bf16 where native, else fp32). Recorded with the scores.")
+ENGINE_HELP = ("auto: the packed engine (no padding, fused projections) where it fits the model, else the "
+               "transformers modules; packed: the same, with a warning where it does not fit; hf: transformers.")
+
+
 class TrainingConfig(Section):
     """Fine-tuning hyperparameters (they key the model cache)."""
 
@@ -96,6 +109,7 @@ class RetrieverConfig(Section):
     k: int = Field(default=4, ge=1, le=64)
     max_length: int = Field(default=128, ge=8, le=4096)
     batch_size: int = Field(default=64, ge=1, le=4096)
+    engine: Engine = Field(default="auto", description=ENGINE_HELP + " Embeddings are always fp32.")
 
 
 class GeneratorConfig(Section):
@@ -117,7 +131,20 @@ class GeneratorConfig(Section):
     query_max_tokens: int = Field(default=96, ge=1, le=4096)
     batch_size: int = Field(default=8, ge=1, le=512)
     prefix_cache: bool = Field(default=True, description="Reuse the KV cache of the shared prompt prefix.")
-    int8: bool = Field(default=False, description="Dynamic int8 quantization of the Linear layers.")
+    int8: bool = Field(default=False, description="Dynamic int8 quantization of the Linear layers (moves scores "
+                       "by up to ~0.6; for comparison only).")
+    precision: Precision = Field(default="fp32", description=PRECISION_HELP)
+    engine: Engine = Field(default="auto", description=ENGINE_HELP)
+
+    @model_validator(mode="after")
+    def _int8_alone(self) -> "GeneratorConfig":
+        clash = [f"`{k}: {v}`" for k, v, bad in (("precision", self.precision, "bf16"),
+                                                  ("engine", self.engine, "packed")) if v == bad]
+        if self.int8 and clash:
+            raise ValueError(f"`int8: true` (dynamic quantization of the transformers modules) cannot be combined "
+                             f"with {' and '.join(clash)}; expected precision fp32 or auto and engine auto or hf "
+                             "with int8, or int8: false")
+        return self
 
 
 class ThresholdConfig(Section):
@@ -164,6 +191,8 @@ class FinetunedVariant(_Variant):
     training: TrainingConfig = TrainingConfig()
     max_length: int = Field(default=64, ge=8, le=4096)
     batch_size: int = Field(default=64, ge=1, le=4096, description="Inference batch size.")
+    precision: Precision = Field(default="fp32", description=PRECISION_HELP)
+    engine: Engine = Field(default="auto", description=ENGINE_HELP)
     allow_pickle: bool = False
 
 
@@ -175,6 +204,8 @@ class ClassifierVariant(_Variant):
     max_length: int = Field(default=64, ge=8, le=4096)
     batch_size: int = Field(default=64, ge=1, le=4096, description="Inference batch size.")
     positive_index: int = Field(default=1, ge=0, le=1, description="Logit index of the positive class.")
+    precision: Precision = Field(default="fp32", description=PRECISION_HELP)
+    engine: Engine = Field(default="auto", description=ENGINE_HELP)
     allow_pickle: bool = False
 
 

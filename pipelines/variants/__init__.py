@@ -13,6 +13,7 @@ functions that load models.
 from pipelines.variants._base import Predictions, Predictor, Progress, check_scores, check_texts, no_progress
 from pipelines.variants._decision import Calibrator, choose_threshold, fit_calibrator
 from pipelines.variants._hf import check_model_dir, model_identity, offline, set_threads
+from pipelines.variants._precision import effective_precision
 from pipelines.variants.cache import ModelCache, cache_key
 from pipelines.variants.interface import BuildContext, ScoreSets, ScoringRequest, TwinScores, VariantKind, rate
 from pipelines.variants.registry import KINDS, load_predictor, variant_kind
@@ -30,6 +31,7 @@ __all__ = [
     "TwinScores",
     "VariantKind",
     "cache_key",
+    "effective_precision",
     "check_model_dir",
     "check_scores",
     "check_texts",

@@ -15,13 +15,16 @@ class _SequenceClassifier(VariantKind):
     positive_index: int = 1
     judges_text = True  # the audit's own stereotype classifier: it scores generated answers too
 
+    def precisions(self) -> tuple[str, ...]:
+        return (self.spec.precision,)
+
     def predictor(self, built: Mapping[str, Any], *, num_threads: int = 2) -> Any:
         from pipelines.variants.finetuned import FinetunedPredictor
 
         return FinetunedPredictor(Path(built["model_dir"]), name=self.name, max_length=self.spec.max_length,
                                   batch_size=self.spec.batch_size, positive_index=int(built.get("positive_index", 1)),
                                   allow_pickle=self.spec.allow_pickle, num_threads=num_threads,
-                                  field=self.field("model"))
+                                  field=self.field("model"), precision=self.spec.precision, engine=self.spec.engine)
 
 
 class FinetunedKind(_SequenceClassifier):
@@ -85,7 +88,8 @@ class ClassifierKind(_SequenceClassifier):
         path = ctx.resolve(self.spec.model)
         pred = FinetunedPredictor(path, name=self.name, max_length=self.spec.max_length,
                                   positive_index=self.spec.positive_index, allow_pickle=self.spec.allow_pickle,
-                                  num_threads=ctx.num_threads, field=self.field("model"))
+                                  num_threads=ctx.num_threads, field=self.field("model"),
+                                  precision=self.spec.precision, engine=self.spec.engine)
         pred._load()  # a broken folder fails here, not halfway through predict
         return {**model_identity(path, kind=self.kind), "trained": False, "positive_index": self.spec.positive_index,
                 "training_metrics": None, "build_seconds": round(time.perf_counter() - t0, 3)}

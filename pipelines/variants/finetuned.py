@@ -1,8 +1,11 @@
 """The fine-tuned variant: a sequence classifier (MiniLM-L6 by default) fine-tuned on the train split.
 
 Inference is tuned for a small CPU: texts are tokenized once, sorted by
-length and cut into batches padded only to their own longest text, and run
-under ``torch.inference_mode``.
+length and cut into batches, and run under ``torch.inference_mode``. BERT
+classifiers (MiniLM) run on :class:`._bert.PackedBert` (no padding at all, the
+last layer for ``[CLS]`` only), in bf16 where the CPU has native bf16 and
+``precision`` allows it; other architectures run the transformers module on
+batches padded to their own longest text.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from pipelines.variants._base import Predictions, Progress, check_scores, check_texts, no_progress
-from pipelines.variants._hf import load_sequence_classifier, model_identity, offline, set_threads
+from pipelines.variants._hf import load_config, load_sequence_classifier, model_identity, offline, set_threads
+from pipelines.variants._precision import ENGINES, PRECISIONS, check_choice, choose_path
 
 __all__ = ["FinetunedPredictor", "train_classifier", "encode", "length_batches", "pad_batch"]
 
@@ -73,13 +77,23 @@ class FinetunedPredictor:
         Longer texts are cut to this many tokens (and reported as truncated).
     batch_size
         Texts per forward pass.
+    precision
+        ``"fp32"`` (the reference), ``"bf16"`` (matrix products in bfloat16 on
+        CPUs with native bf16; elsewhere fp32 with a warning) or ``"auto"``
+        (bf16 where native, else fp32).
+    engine
+        ``"auto"``: the packed engine where it fits the model (BERT), else the
+        transformers module; ``"packed"``: the same, warning where it does not
+        fit; ``"hf"``: always the transformers module (fp32).
+
+    The path actually taken is :attr:`path` and is part of :meth:`identity`.
     """
 
     kind = "finetuned"
 
     def __init__(self, model_dir: Path, *, name: str = "finetuned", max_length: int = 64, batch_size: int = 64,
                  positive_index: int = 1, allow_pickle: bool = False, num_threads: int = 2,
-                 field: str = "variants.finetuned.model"):
+                 field: str = "variants.finetuned.model", precision: str = "fp32", engine: str = "auto"):
         self.name = name
         self.model_dir = Path(model_dir)
         self.max_length = max_length
@@ -88,20 +102,47 @@ class FinetunedPredictor:
         self.allow_pickle = allow_pickle
         self.num_threads = num_threads
         self.field = field
+        self.precision = check_choice(precision, PRECISIONS, field="precision")
+        self.engine = check_choice(engine, ENGINES, field="engine")
         self._model = None
         self._tokenizer = None
+        self._packed = None
+        self._path: dict[str, Any] | None = None
+
+    @property
+    def path(self) -> dict[str, Any]:
+        """Which precision and runtime score: ``{"precision", "runtime", "requested", "reason", "cpu", "torch"}``.
+
+        Decided from the folder's config and this CPU's flags (no weights are
+        loaded); a request that cannot run here falls back to fp32 with a warning.
+        """
+        if self._path is None:
+            from pipelines.variants import _bert
+
+            cfg = load_config(self.model_dir, field=self.field, allow_pickle=self.allow_pickle)
+            self._path = choose_path(where=f"classifier {self.model_dir}", precision=self.precision,
+                                     engine=self.engine, fits=_bert.supports(cfg, classifier=True))
+        return dict(self._path)
 
     def _load(self):
         if self._model is None:
             set_threads(self.num_threads)
+            path = self.path
             self._model, self._tokenizer = load_sequence_classifier(
                 self.model_dir, field=self.field, allow_pickle=self.allow_pickle, new_head=False,
                 positive_index=self.positive_index)
+            if path["runtime"] == "torch-packed":
+                import torch
+
+                from pipelines.variants._bert import PackedBert
+
+                dtype = torch.bfloat16 if path["precision"] == "bf16" else torch.float32
+                self._packed = PackedBert(self._model, matmul_dtype=dtype)
         return self._model, self._tokenizer
 
     def identity(self) -> dict[str, Any]:
         ident = model_identity(self.model_dir, kind=self.kind)
-        ident.update(max_length=self.max_length, positive_index=self.positive_index)
+        ident.update(max_length=self.max_length, positive_index=self.positive_index, path=self.path)
         return ident
 
     def logits(self, texts: Sequence[str], *, progress: Progress = no_progress) -> tuple[np.ndarray, np.ndarray]:
@@ -115,6 +156,9 @@ class FinetunedPredictor:
         batches = length_batches([len(r) for r in ids], self.batch_size)
         with torch.inference_mode():
             for idx in progress(batches, desc=f"{self.name}: scoring", total=len(batches), unit="batch"):
+                if self._packed is not None:
+                    out[idx] = self._packed.logits([ids[i] for i in idx]).double().numpy()
+                    continue
                 input_ids, mask = pad_batch([ids[i] for i in idx], pad)
                 logits = model(input_ids=input_ids, attention_mask=mask).logits
                 out[idx] = logits.double().numpy()

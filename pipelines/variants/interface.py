@@ -162,6 +162,14 @@ class VariantKind:
     def predictor(self, built: Mapping[str, Any], *, num_threads: int = 2) -> Any:
         raise NotImplementedError
 
+    def precisions(self) -> tuple[str, ...]:
+        """The precisions the config asks of this variant's scoring models (``fp32``, ``bf16``, ``auto``).
+
+        What they resolve to on this CPU keys the predict stage's cache (see
+        :func:`pipelines.variants.effective_precision`); none for kinds without models.
+        """
+        return ()
+
     def model_folders(self, built: Mapping[str, Any]) -> list[Path]:
         """Folders of the model cache the predictor reads (checked before use)."""
         return [Path(built["model_dir"])] if built.get("model_dir") else []

@@ -8,13 +8,18 @@ positive answer token against the negative one at the answer position,
 
 Speed levers (measured in ``benchmarks/bench_inference.py``): the KV cache of
 the prompt prefix that every example shares (system prompt + instruction) is
-computed once; prompts are batched by length with right padding, and only
-the hidden state of each row's last token goes through the LM head.
+computed once; prompts are batched by length, and only the hidden state of
+each row's last token goes through the LM head. For Llama-architecture
+generators (SmolLM2) the default engine is :class:`._llama.PackedLlama`:
+prompts packed without padding, fused projections, and bf16 matrix products
+where the CPU has native bf16 (``precision="auto"`` or ``"bf16"``; fp32 is the
+reference and the fallback, see :mod:`._precision`). Other architectures, and
+``engine="hf"``, run the transformers modules with right padding
+(:mod:`._rag_forward` holds both forward passes).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 from pathlib import Path
 from typing import Any, Sequence
@@ -23,8 +28,9 @@ import numpy as np
 
 from pipelines.errors import ModelError
 from pipelines.variants._base import Predictions, Progress, check_scores, check_texts, no_progress
-from pipelines.variants._hf import load_causal_lm, model_identity, offline, set_threads
-from pipelines.variants.finetuned import _pad_id, length_batches, pad_batch
+from pipelines.variants._hf import load_causal_lm, load_config, model_identity, offline, set_threads
+from pipelines.variants._precision import ENGINES, PRECISIONS, check_choice, choose_path, path_record
+from pipelines.variants._rag_forward import hf_answer_logits, packed_answer_logits
 from pipelines.variants.retrieval import Embedder, KnowledgeBase, top_k
 
 __all__ = ["RagScorer", "RagPredictor", "PROMPT_SPLIT"]
@@ -38,13 +44,37 @@ PROMPT_SPLIT = "\x00"
 
 
 class RagScorer:
-    """Scores (query, retrieved documents) pairs with a chat LM: P(positive answer) at the answer position."""
+    """Scores (query, retrieved documents) pairs with a chat LM: P(positive answer) at the answer position.
+
+    Parameters (the speed-related ones)
+    -----------------------------------
+    batch_size
+        Prompts per forward pass (sorted by length).
+    prefix_cache
+        Compute the KV cache of the prompt prefix that every example shares once.
+    int8
+        torch's dynamic int8 quantization of the Linear layers (transformers
+        engine only). Fast but it moves scores by up to ~0.6: kept for
+        comparison, not for audits.
+    precision
+        ``"fp32"`` (the reference), ``"bf16"`` (matrix products in bfloat16 on
+        CPUs with native bf16; elsewhere fp32 with a warning) or ``"auto"``
+        (bf16 where native, else fp32). Reduced precision runs on the packed
+        engine only.
+    engine
+        ``"auto"``: :class:`._llama.PackedLlama` where it fits the model
+        (Llama architecture), else the transformers modules; ``"packed"``: the
+        same, warning where it does not fit; ``"hf"``: the transformers modules.
+
+    The path actually taken is :attr:`path`, also in :meth:`identity`.
+    """
 
     def __init__(self, model_dir: Path, *, system_prompt: str, instruction: str, question: str,
                  positive_answer: str = "Yes", negative_answer: str = "No", doc_max_tokens: int = 48,
                  query_max_tokens: int = 96, batch_size: int = 8, prefix_cache: bool = True, int8: bool = False,
                  prompt_style: str = "few_shot_turns", allow_pickle: bool = False,
-                 num_threads: int = 2, field: str = "variants.rag.generator.model"):
+                 num_threads: int = 2, field: str = "variants.rag.generator.model", precision: str = "fp32",
+                 engine: str = "auto"):
         self.model_dir = Path(model_dir)
         self.system_prompt = system_prompt
         self.instruction = instruction
@@ -62,9 +92,18 @@ class RagScorer:
         self.allow_pickle = allow_pickle
         self.num_threads = num_threads
         self.field = field
+        self.precision = check_choice(precision, PRECISIONS, field="precision")
+        self.engine = check_choice(engine, ENGINES, field="engine")
+        if int8 and (precision == "bf16" or engine == "packed"):
+            raise ValueError(f"int8 (dynamic quantization of the transformers modules) cannot be combined with "
+                             f"precision {precision!r} or engine {engine!r}; use int8 with precision 'fp32'/'auto' "
+                             "and engine 'auto'/'hf'.")
         self._model = None
         self._tok = None
+        self._packed = None
+        self._path: dict[str, Any] | None = None
         self._prefix_kv = None
+        self._packed_prefix = None
         self._doc_text_memo: dict[str, str] = {}
         self._doc_part_memo: dict[tuple, tuple[str, str]] = {}
 
@@ -72,7 +111,15 @@ class RagScorer:
     def _load(self):
         if self._model is None:
             set_threads(self.num_threads)
+            path = self.path
             model, tok = load_causal_lm(self.model_dir, field=self.field, allow_pickle=self.allow_pickle)
+            if path["runtime"] == "torch-packed":
+                import torch
+
+                from pipelines.variants._llama import PackedLlama
+
+                dtype = torch.bfloat16 if path["precision"] == "bf16" else torch.float32
+                self._packed = PackedLlama(model, matmul_dtype=dtype)
             if self.int8:
                 import torch
                 from torch.ao.quantization import quantize_dynamic
@@ -102,8 +149,27 @@ class RagScorer:
         messages = [{"role": "system", "content": system}] if system else []
         return self._tok.apply_chat_template(messages + turns, tokenize=False, add_generation_prompt=True)
 
+    @property
+    def path(self) -> dict[str, Any]:
+        """Which precision and runtime score: ``{"precision", "runtime", "requested", "reason", "cpu", "torch"}``.
+
+        Decided from the folder's config and this CPU's flags (no weights are
+        loaded); a request that cannot run here falls back to fp32 with a warning.
+        """
+        if self._path is None:
+            from pipelines.variants import _llama
+
+            cfg = load_config(self.model_dir, field=self.field, allow_pickle=self.allow_pickle)
+            if self.int8:
+                self._path = path_record(precision="int8-dynamic", runtime="transformers", requested="int8",
+                                         reason="int8: torch dynamic quantization of the Linear layers")
+            else:
+                self._path = choose_path(where=f"generator {self.model_dir}", precision=self.precision,
+                                         engine=self.engine, fits=_llama.supports(cfg))
+        return dict(self._path)
+
     def identity(self) -> dict[str, Any]:
-        return model_identity(self.model_dir, kind="causal_lm")
+        return {**model_identity(self.model_dir, kind="causal_lm"), "path": self.path}
 
     # prompts ------------------------------------------------------------------
     def _short(self, text: str, limit: int) -> tuple[str, bool]:
@@ -186,17 +252,6 @@ class RagScorer:
         return list(self._tok(text, add_special_tokens=False)["input_ids"]) if text else []
 
     # scoring ------------------------------------------------------------------
-    def _prefix_cache(self):
-        import torch
-
-        if self._prefix_kv is None:
-            model, _ = self._load()
-            base = getattr(model, model.base_model_prefix)
-            with torch.inference_mode():
-                out = base(input_ids=torch.tensor([self._prefix_ids]), use_cache=True)
-            self._prefix_kv = out.cache if hasattr(out, "cache") else out.past_key_values
-        return self._prefix_kv
-
     def answer_logits(self, queries: Sequence[str], doc_lists: Sequence[Sequence[tuple[str, Any]]], *,
                       progress: Progress = no_progress, desc: str = "rag: scoring") -> tuple[np.ndarray, np.ndarray]:
         """``(logits [n, 2] of (positive, negative) answer tokens, query truncated flags [n])``."""
@@ -214,77 +269,13 @@ class RagScorer:
         twins). Their prompts reuse the KV cache of query ``i``'s prefix and
         document part, so only their query part is computed. Returns ``(logits,
         cuts, follower logits [m_i, 2] per query, follower cuts per query,
-        seconds spent on followers)``.
+        seconds spent on followers)``. Runs on the path of :attr:`path`.
         """
-        import time
-
-        import torch
-
-        model, tok = self._load()
-        parts = [self.parts(q, d) for q, d in zip(queries, doc_lists)]
-        doc_ids = [self._ids(p[0]) for p in parts]
-        query_ids = [self._ids(p[1]) for p in parts]
-        cuts = np.asarray([p[2] for p in parts], dtype=bool)
-        out = np.zeros((len(parts), 2), dtype=np.float64)
-        f_logits = [np.zeros((len(f), 2)) for f in followers] if followers is not None else []
-        f_cuts = [np.zeros(len(f), dtype=bool) for f in followers] if followers is not None else []
-        f_seconds = 0.0
-        pad = _pad_id(tok)
-        base = getattr(model, model.base_model_prefix)
-        head = model.get_output_embeddings()
-        answer = torch.tensor(self.answer_ids)
-        use_prefix = self.prefix_cache and len(self._prefix_ids) > 0
-        n_prefix = len(self._prefix_ids)
-        batches = length_batches([len(a) + len(b) for a, b in zip(doc_ids, query_ids)], self.batch_size)
-
-        def forward(rows, cache, cached_mask, position_start=None):
-            input_ids, mask = pad_batch(rows, pad, side="right")
-            kwargs: dict[str, Any] = {"use_cache": followers is not None}
-            if cache is not None:
-                mask = torch.cat([cached_mask.to(mask.dtype), mask], dim=1)
-                kwargs.update(cache=cache, use_cache=True)
-            if position_start is not None:
-                kwargs["position_ids"] = position_start.unsqueeze(1) + torch.arange(input_ids.shape[1]).unsqueeze(0)
-            res = base(input_ids=input_ids, attention_mask=mask, **kwargs)
-            h = res.last_hidden_state[torch.arange(len(rows)), torch.tensor([len(r) - 1 for r in rows])]
-            return head(h)[:, answer].double().numpy(), getattr(res, "cache", None)
-
-        with torch.inference_mode():
-            for idx in progress(batches, desc=desc, total=len(batches), unit="batch"):
-                rows = [([] if use_prefix else list(self._prefix_ids)) + doc_ids[i] + query_ids[i] for i in idx]
-                cache = None
-                if use_prefix:
-                    cache = copy.deepcopy(self._prefix_cache())
-                    cache.batch_repeat_interleave(len(idx))
-                logits, cache = forward(rows, cache, torch.ones((len(idx), n_prefix if use_prefix else 0)))
-                out[idx] = logits
-                if followers is None or not any(followers[i] for i in idx):
-                    continue
-                t0 = time.perf_counter()
-                # One batch for every follower of this batch's rows: each reuses its row's cache up to the
-                # end of the document part (prefix + documents); positions past that are masked out, and
-                # the follower's query tokens continue at the row's own position.
-                owner, f_rows, f_parts = [], [], []
-                for b, i in enumerate(idx):
-                    for f in followers[i]:
-                        part = self.parts(f, doc_lists[i])
-                        owner.append((b, i))
-                        f_parts.append(part)
-                        f_rows.append(self._ids(part[1]))
-                shared = torch.tensor([n_prefix + len(doc_ids[i]) for _, i in owner])
-                width = int(shared.max())
-                cached_mask = (torch.arange(width).unsqueeze(0) < shared.unsqueeze(1))
-                f_cache = _select_cache(cache, torch.tensor([b for b, _ in owner]), width)
-                logits_f, _ = forward(f_rows, f_cache, cached_mask, position_start=shared)
-                pos = 0
-                for b, i in enumerate(idx):
-                    m = len(followers[i])
-                    if m:
-                        f_logits[i] = logits_f[pos : pos + m]
-                        f_cuts[i] = np.asarray([p[2] for p in f_parts[pos : pos + m]], dtype=bool)
-                        pos += m
-                f_seconds += time.perf_counter() - t0
-        return out, cuts, f_logits, f_cuts, f_seconds
+        self._load()
+        if self._packed is not None:
+            return packed_answer_logits(self, self._packed, queries, doc_lists, followers=followers,
+                                        progress=progress, desc=desc)
+        return hf_answer_logits(self, queries, doc_lists, followers=followers, progress=progress, desc=desc)
 
     @staticmethod
     def _to_scores(logits: np.ndarray) -> np.ndarray:
@@ -295,16 +286,6 @@ class RagScorer:
               progress: Progress = no_progress, desc: str = "rag: scoring") -> tuple[np.ndarray, np.ndarray]:
         logits, cuts = self.answer_logits(queries, doc_lists, progress=progress, desc=desc)
         return self._to_scores(logits), cuts
-
-
-def _select_cache(cache: Any, rows: Any, length: int) -> Any:
-    """A new cache with batch rows ``rows`` (repeats allowed) of ``cache``, cut to the first ``length`` positions."""
-    from transformers import DynamicCache
-
-    new = DynamicCache()
-    for layer_idx, layer in enumerate(cache.layers):
-        new.update(layer.keys[rows, :, :length, :], layer.values[rows, :, :length, :], layer_idx)
-    return new
 
 
 class RagPredictor:
@@ -334,8 +315,9 @@ class RagPredictor:
             "model_dir": str(self.scorer.model_dir),
             "weights_sha256": gen["weights_sha256"],
             "config_sha256": gen["config_sha256"],
-            "embedder": emb,
+            "embedder": {**emb, "path": self.embedder.path},
             "generator": gen,
+            "path": gen["path"],
             "k": self.k,
             "knowledge_base_docs": int(len(self._doc_ids)),
         }
@@ -345,6 +327,11 @@ class RagPredictor:
             if entry.is_file():
                 out["knowledge_base_key"] = json.loads(entry.read_text(encoding="utf-8")).get("key")
         return out
+
+    @property
+    def path(self) -> dict[str, Any]:
+        """The generator's path (precision, runtime): what decides the scores. The embedder is always fp32."""
+        return self.scorer.path
 
     def retrieve(self, texts: Sequence[str], *, progress: Progress = no_progress) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(doc indices [n, k], cosine similarities [n, k], query truncated [n])``."""

@@ -38,6 +38,10 @@ class RagKind(VariantKind):
     def batch_size(self) -> int:
         return int(self.spec.generator.batch_size)
 
+    def precisions(self) -> tuple[str, ...]:
+        # the embedder is always fp32; int8 is its own path, whatever the CPU
+        return ("int8",) if self.spec.generator.int8 else (self.spec.generator.precision,)
+
     def external_files(self, resolve: Callable[[str], Path]) -> dict[str, list[Path]]:
         gen = self.spec.generator
         gen_path = resolve(gen.model)
@@ -118,13 +122,15 @@ class RagKind(VariantKind):
         check_model_dir(emb_dir, field=self.field("retriever.embedder"), allow_pickle=spec.allow_pickle)
         emb_id = model_identity(emb_dir, kind="embedder")
         docs, source = self._documents(ctx, train)
+        embedder = Embedder(emb_dir, max_length=spec.retriever.max_length, batch_size=spec.retriever.batch_size,
+                            allow_pickle=spec.allow_pickle, num_threads=ctx.num_threads,
+                            field=self.field("retriever.embedder"), engine=spec.retriever.engine)
         describe = {"embedder_weights_sha256": emb_id["weights_sha256"],
                     "embedder_config_sha256": emb_id["config_sha256"],
                     "docs_fingerprint": hash_table(docs, DOC_COLUMNS),
-                    "docs": int(len(docs)), "max_length": spec.retriever.max_length, "source": source}
-        embedder = Embedder(emb_dir, max_length=spec.retriever.max_length, batch_size=spec.retriever.batch_size,
-                            allow_pickle=spec.allow_pickle, num_threads=ctx.num_threads,
-                            field=self.field("retriever.embedder"))
+                    "docs": int(len(docs)), "max_length": spec.retriever.max_length, "source": source,
+                    # the runtime that embeds (packed or transformers) moves embeddings by float rounding
+                    "embedder_path": {k: embedder.path[k] for k in ("precision", "runtime")}}
         entry = ctx.cache.get_or_build("kb", cache_key(**describe),
                                        lambda tmp: build_kb_index(embedder, docs, tmp, progress=ctx.progress),
                                        describe=describe)
@@ -152,13 +158,14 @@ class RagKind(VariantKind):
         kb_dir = Path(built["knowledge_base"]["dir"])
         embedder = Embedder(Path(built["embedder"]["model_dir"]), max_length=spec.retriever.max_length,
                             batch_size=spec.retriever.batch_size, allow_pickle=spec.allow_pickle,
-                            num_threads=num_threads, field=self.field("retriever.embedder"))
+                            num_threads=num_threads, field=self.field("retriever.embedder"),
+                            engine=spec.retriever.engine)
         scorer = RagScorer(Path(built["model_dir"]), system_prompt=g.system_prompt, instruction=g.instruction,
                            question=g.question, positive_answer=g.positive_answer, negative_answer=g.negative_answer,
                            doc_max_tokens=g.doc_max_tokens, query_max_tokens=g.query_max_tokens,
                            batch_size=g.batch_size, prefix_cache=g.prefix_cache, int8=g.int8,
                            prompt_style=g.prompt_style, allow_pickle=spec.allow_pickle, num_threads=num_threads,
-                           field=self.field("generator.model"))
+                           field=self.field("generator.model"), precision=g.precision, engine=g.engine)
         return RagPredictor(embedder=embedder, kb=KnowledgeBase.load(kb_dir), scorer=scorer, k=spec.retriever.k,
                             name=self.name, kb_dir=kb_dir)
 

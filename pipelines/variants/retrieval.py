@@ -16,30 +16,57 @@ import numpy as np
 
 from pipelines.errors import DataError, ModelError
 from pipelines.variants._base import Progress, no_progress
-from pipelines.variants._hf import load_encoder, set_threads
+from pipelines.variants._hf import load_config, load_encoder, set_threads
+from pipelines.variants._precision import ENGINES, check_choice, choose_path
 from pipelines.variants.finetuned import _pad_id, encode, length_batches, pad_batch
 
 __all__ = ["Embedder", "KnowledgeBase", "top_k", "load_documents", "build_kb_index", "DOC_COLUMNS"]
 
 
 class Embedder:
-    """Mean-pooled, L2-normalised sentence embeddings from an encoder folder."""
+    """Mean-pooled, L2-normalised sentence embeddings from an encoder folder.
+
+    Always float32: the knowledge-base index and the queries must be embedded
+    alike, or near ties in retrieval would flip. ``engine``: ``"auto"`` runs
+    BERT encoders on :class:`._bert.PackedBert` (no padding), others on the
+    transformers module; ``"hf"`` always on the module. The path taken is
+    :attr:`path`; it keys the knowledge-base index in the model cache.
+    """
 
     def __init__(self, model_dir: Path, *, max_length: int = 128, batch_size: int = 64, allow_pickle: bool = False,
-                 num_threads: int = 2, field: str = "variants.rag.retriever.embedder"):
+                 num_threads: int = 2, field: str = "variants.rag.retriever.embedder", engine: str = "auto"):
         self.model_dir = Path(model_dir)
         self.max_length = max_length
         self.batch_size = batch_size
         self.allow_pickle = allow_pickle
         self.num_threads = num_threads
         self.field = field
+        self.engine = check_choice(engine, ENGINES, field="engine")
         self._model = None
         self._tok = None
+        self._packed = None
+        self._path: dict[str, Any] | None = None
+
+    @property
+    def path(self) -> dict[str, Any]:
+        """Which precision (always fp32) and runtime embed; read from the folder's config, no weights loaded."""
+        if self._path is None:
+            from pipelines.variants import _bert
+
+            cfg = load_config(self.model_dir, field=self.field, allow_pickle=self.allow_pickle)
+            self._path = choose_path(where=f"embedder {self.model_dir}", precision="fp32", engine=self.engine,
+                                     fits=_bert.supports(cfg, classifier=False))
+        return dict(self._path)
 
     def _load(self):
         if self._model is None:
+            from pipelines.variants import _bert
+
             set_threads(self.num_threads)
+            runtime = self.path["runtime"]
             self._model, self._tok = load_encoder(self.model_dir, field=self.field, allow_pickle=self.allow_pickle)
+            if runtime == "torch-packed":
+                self._packed = _bert.PackedBert(self._model)
         return self._model, self._tok
 
     def embed(self, texts: Sequence[str], *, progress: Progress = no_progress, desc: str = "embedding"):
@@ -54,6 +81,10 @@ class Embedder:
         batches = length_batches([len(r) for r in ids], self.batch_size)
         with torch.inference_mode():
             for idx in progress(batches, desc=desc, total=len(batches), unit="batch"):
+                if self._packed is not None:
+                    pooled = self._packed.mean_pooled([ids[i] for i in idx])
+                    out[idx] = torch.nn.functional.normalize(pooled, p=2, dim=1).numpy()
+                    continue
                 input_ids, mask = pad_batch([ids[i] for i in idx], pad)
                 hidden = model(input_ids=input_ids, attention_mask=mask).last_hidden_state
                 m = mask.unsqueeze(-1).to(hidden.dtype)

@@ -25,6 +25,7 @@ from pipelines.variants import (
     VariantKind,
     check_texts,
     choose_threshold,
+    effective_precision,
     fit_calibrator,
     load_predictor,
     offline,
@@ -32,7 +33,7 @@ from pipelines.variants import (
     variant_kind,
 )
 
-__all__ = ["predict", "PREDICTION_COLUMNS", "TWIN_PREDICTION_COLUMNS", "RETRIEVAL_COLUMNS",
+__all__ = ["predict", "scoring_precisions", "PREDICTION_COLUMNS", "TWIN_PREDICTION_COLUMNS", "RETRIEVAL_COLUMNS",
            "VALIDATION_PREDICTION_COLUMNS"]
 
 TWIN_COLUMNS = ("twin_id", "example_id", "text")
@@ -76,9 +77,22 @@ def _request(ctx: StageContext, audit_sample: pd.DataFrame, twins: pd.DataFrame 
                           validation=val)
 
 
+def scoring_precisions(config: Any) -> dict[str, Any]:
+    """``{variant: [precision it runs at on this CPU, ...]}`` for the variants that ask for one (keys the cache)."""
+    out = {}
+    for i, spec in enumerate(config.variants):
+        asked = variant_kind(spec, index=i).precisions()
+        if asked:
+            out[spec.name] = [effective_precision(p) for p in asked]
+    return {"precisions": out}
+
+
 def _score(ctx: StageContext, kind: VariantKind, built: dict[str, Any], request: ScoringRequest
            ) -> tuple[ScoreSets, dict[str, Any] | None]:
-    """Score one variant: in process, or on Beam when configured and the kind scores texts."""
+    """Score one variant: in process, or on Beam when configured and the kind scores texts.
+
+    The in-process path adds ``"path"`` (precision, runtime, CPU) to the timing, when the predictor has one.
+    """
     cfg = ctx.config
     hint = str(CacheDir(ctx.cache_dir).stage_root("build_variants"))
     if cfg.beam.inference and kind.scores_texts:
@@ -87,7 +101,11 @@ def _score(ctx: StageContext, kind: VariantKind, built: dict[str, Any], request:
         return score_on_beam(ctx, kind, built, request)
     predictor = load_predictor(kind.spec, built, num_threads=cfg.scoring.num_threads, index=kind.index,
                                cache_hint=hint)
-    return kind.score(predictor, request, progress=ctx.progress), None
+    sets = kind.score(predictor, request, progress=ctx.progress)
+    path = getattr(predictor, "path", None)
+    if path is not None:
+        sets.timing["path"] = path
+    return sets, None
 
 
 def predict(ctx: StageContext, *, audit_sample: pd.DataFrame, twins: pd.DataFrame | None,
@@ -154,6 +172,7 @@ def predict(ctx: StageContext, *, audit_sample: pd.DataFrame, twins: pd.DataFram
             "twin_modes": sorted(sets.twins),
             "validation": timing["validation"],
             "num_threads": cfg.scoring.num_threads,
+            **({"path": timing["path"]} if "path" in timing else {}),
             **({"beam": beam_info} if beam_info is not None else {}),
         }
         ctx.log.info("%s: %d examples in %.1f s (%.1f/s)", spec.name, len(request.audit), timing["audit"]["seconds"],

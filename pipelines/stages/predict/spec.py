@@ -2,7 +2,7 @@
 every variant's predictions, thresholds and speed out."""
 
 from pipelines.core.runner import Stage
-from pipelines.stages.predict.run import predict
+from pipelines.stages.predict.run import predict, scoring_precisions
 
 __all__ = ["SPEC"]
 
@@ -15,6 +15,8 @@ SPEC = Stage(
     outputs=("predictions", "twin_predictions", "retrievals", "thresholds", "performance", "validation_predictions"),
     # `beam` is not part of the key: the same inputs give the same predictions on any runner
     config_sections=("variants", "scoring", "data"),
-    version="5",
+    # "auto"/"bf16" resolve against this CPU: scores made in bf16 are not reused for an fp32 run
+    config_values=scoring_precisions,
+    version="6",
     enabled=lambda cfg: bool(cfg.variants),
 )

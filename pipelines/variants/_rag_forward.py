@@ -1,0 +1,173 @@
+"""The generator's forward passes for :class:`~pipelines.variants.rag.RagScorer`: answer logits of prompts.
+
+Two runtimes give the same logits up to float rounding (bf16 within the
+tolerances tested in ``tests/variants/test_fast_paths.py``):
+
+* :func:`hf_answer_logits`: the transformers modules, prompts batched by length
+  with right padding, the shared prefix's KV cache copied into each batch;
+* :func:`packed_answer_logits`: :class:`._llama.PackedLlama`, prompts packed
+  without padding, the prefix's keys and values shared by reference.
+
+Both take the scorer (its tokenizer, prompt parts and answer token ids) and
+return ``(logits [n, 2], query cut [n], follower logits, follower cuts,
+seconds spent on followers)``. ``followers[i]`` are queries that share
+``doc_lists[i]`` (``query_only`` twins): they reuse the KV cache of prompt
+``i`` up to the end of its document part, so only their query part runs.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any, Sequence
+
+import numpy as np
+
+from pipelines.variants._base import Progress
+from pipelines.variants.finetuned import _pad_id, length_batches, pad_batch
+
+__all__ = ["hf_answer_logits", "packed_answer_logits"]
+
+
+def _prepared(scorer: Any, queries: Sequence[str], doc_lists: Sequence[Sequence[tuple[str, Any]]],
+              followers: Sequence[Sequence[str]] | None):
+    parts = [scorer.parts(q, d) for q, d in zip(queries, doc_lists)]
+    doc_ids = [scorer._ids(p[0]) for p in parts]
+    query_ids = [scorer._ids(p[1]) for p in parts]
+    cuts = np.asarray([p[2] for p in parts], dtype=bool)
+    f_logits = [np.zeros((len(f), 2)) for f in followers] if followers is not None else []
+    f_cuts = [np.zeros(len(f), dtype=bool) for f in followers] if followers is not None else []
+    batches = length_batches([len(a) + len(b) for a, b in zip(doc_ids, query_ids)], scorer.batch_size)
+    return doc_ids, query_ids, cuts, f_logits, f_cuts, batches
+
+
+def _follower_rows(scorer: Any, idx: Sequence[int], followers: Sequence[Sequence[str]],
+                   doc_lists: Sequence[Sequence[tuple[str, Any]]]):
+    """``(owner [(batch row, example)], follower query-part ids, follower prompt parts)`` of one batch."""
+    owner, f_rows, f_parts = [], [], []
+    for b, i in enumerate(idx):
+        for f in followers[i]:
+            part = scorer.parts(f, doc_lists[i])
+            owner.append((b, i))
+            f_parts.append(part)
+            f_rows.append(scorer._ids(part[1]))
+    return owner, f_rows, f_parts
+
+
+def _spread(idx, followers, logits_f, f_parts, f_logits, f_cuts) -> None:
+    pos = 0
+    for i in idx:
+        m = len(followers[i])
+        if m:
+            f_logits[i] = logits_f[pos : pos + m]
+            f_cuts[i] = np.asarray([p[2] for p in f_parts[pos : pos + m]], dtype=bool)
+            pos += m
+
+
+def _hf_prefix_cache(scorer: Any):
+    import torch
+
+    if scorer._prefix_kv is None:
+        model, _ = scorer._load()
+        base = getattr(model, model.base_model_prefix)
+        with torch.inference_mode():
+            out = base(input_ids=torch.tensor([scorer._prefix_ids]), use_cache=True)
+        scorer._prefix_kv = out.cache if hasattr(out, "cache") else out.past_key_values
+    return scorer._prefix_kv
+
+
+def _select_cache(cache: Any, rows: Any, length: int) -> Any:
+    """A new cache with batch rows ``rows`` (repeats allowed) of ``cache``, cut to the first ``length`` positions."""
+    from transformers import DynamicCache
+
+    new = DynamicCache()
+    for layer_idx, layer in enumerate(cache.layers):
+        new.update(layer.keys[rows, :, :length, :], layer.values[rows, :, :length, :], layer_idx)
+    return new
+
+
+def hf_answer_logits(scorer: Any, queries: Sequence[str], doc_lists: Sequence[Sequence[tuple[str, Any]]], *,
+                     followers: Sequence[Sequence[str]] | None, progress: Progress, desc: str):
+    """Answer logits on the transformers modules (right padding; the reference path)."""
+    import torch
+
+    model, tok = scorer._load()
+    doc_ids, query_ids, cuts, f_logits, f_cuts, batches = _prepared(scorer, queries, doc_lists, followers)
+    out = np.zeros((len(doc_ids), 2), dtype=np.float64)
+    f_seconds = 0.0
+    pad = _pad_id(tok)
+    base = getattr(model, model.base_model_prefix)
+    head = model.get_output_embeddings()
+    answer = torch.tensor(scorer.answer_ids)
+    n_prefix = len(scorer._prefix_ids)
+    use_prefix = scorer.prefix_cache and n_prefix > 0
+
+    def forward(rows, cache, cached_mask, position_start=None):
+        input_ids, mask = pad_batch(rows, pad, side="right")
+        kwargs: dict[str, Any] = {"use_cache": followers is not None}
+        if cache is not None:
+            mask = torch.cat([cached_mask.to(mask.dtype), mask], dim=1)
+            kwargs.update(cache=cache, use_cache=True)
+        if position_start is not None:
+            kwargs["position_ids"] = position_start.unsqueeze(1) + torch.arange(input_ids.shape[1]).unsqueeze(0)
+        res = base(input_ids=input_ids, attention_mask=mask, **kwargs)
+        h = res.last_hidden_state[torch.arange(len(rows)), torch.tensor([len(r) - 1 for r in rows])]
+        return head(h)[:, answer].double().numpy(), getattr(res, "cache", None)
+
+    with torch.inference_mode():
+        for idx in progress(batches, desc=desc, total=len(batches), unit="batch"):
+            rows = [([] if use_prefix else list(scorer._prefix_ids)) + doc_ids[i] + query_ids[i] for i in idx]
+            cache = None
+            if use_prefix:
+                cache = copy.deepcopy(_hf_prefix_cache(scorer))
+                cache.batch_repeat_interleave(len(idx))
+            logits, cache = forward(rows, cache, torch.ones((len(idx), n_prefix if use_prefix else 0)))
+            out[idx] = logits
+            if followers is None or not any(followers[i] for i in idx):
+                continue
+            t0 = time.perf_counter()
+            # One batch for every follower of this batch's rows: each reuses its row's cache up to the
+            # end of the document part (prefix + documents); positions past that are masked out, and
+            # the follower's query tokens continue at the row's own position.
+            owner, f_rows, f_parts = _follower_rows(scorer, idx, followers, doc_lists)
+            shared = torch.tensor([n_prefix + len(doc_ids[i]) for _, i in owner])
+            width = int(shared.max())
+            cached_mask = (torch.arange(width).unsqueeze(0) < shared.unsqueeze(1))
+            f_cache = _select_cache(cache, torch.tensor([b for b, _ in owner]), width)
+            logits_f, _ = forward(f_rows, f_cache, cached_mask, position_start=shared)
+            _spread(idx, followers, logits_f, f_parts, f_logits, f_cuts)
+            f_seconds += time.perf_counter() - t0
+    return out, cuts, f_logits, f_cuts, f_seconds
+
+
+def packed_answer_logits(scorer: Any, packed: Any, queries: Sequence[str],
+                         doc_lists: Sequence[Sequence[tuple[str, Any]]], *,
+                         followers: Sequence[Sequence[str]] | None, progress: Progress, desc: str):
+    """Answer logits on :class:`._llama.PackedLlama` (same prompts, same token ids, no padding)."""
+    import torch
+
+    scorer._load()
+    doc_ids, query_ids, cuts, f_logits, f_cuts, batches = _prepared(scorer, queries, doc_lists, followers)
+    out = np.zeros((len(doc_ids), 2), dtype=np.float64)
+    f_seconds = 0.0
+    answer = list(scorer.answer_ids)
+    n_prefix = len(scorer._prefix_ids)
+    use_prefix = scorer.prefix_cache and n_prefix > 0
+    with torch.inference_mode():
+        if use_prefix and scorer._packed_prefix is None:
+            scorer._packed_prefix = packed.forward([scorer._prefix_ids], keep=[n_prefix], token_ids=answer)[1][0]
+        prefix = scorer._packed_prefix if use_prefix else None
+        for idx in progress(batches, desc=desc, total=len(batches), unit="batch"):
+            rows = [([] if use_prefix else list(scorer._prefix_ids)) + doc_ids[i] + query_ids[i] for i in idx]
+            # a row with followers keeps its keys and values up to the end of its document part
+            keep = [n_prefix + len(doc_ids[i]) if followers is not None and followers[i] else None for i in idx]
+            logits, caches = packed.forward(rows, past=[prefix] * len(idx), keep=keep, token_ids=answer)
+            out[idx] = logits.double().numpy()
+            if followers is None or not any(followers[i] for i in idx):
+                continue
+            t0 = time.perf_counter()
+            owner, f_rows, f_parts = _follower_rows(scorer, idx, followers, doc_lists)
+            logits_f, _ = packed.forward(f_rows, past=[caches[b] for b, _ in owner], token_ids=answer)
+            _spread(idx, followers, logits_f.double().numpy(), f_parts, f_logits, f_cuts)
+            f_seconds += time.perf_counter() - t0
+    return out, cuts, f_logits, f_cuts, f_seconds
