@@ -162,7 +162,8 @@ def generate(ctx: StageContext, *, audit_sample: pd.DataFrame, twins: pd.DataFra
     feature = cfg.evaluation.counterfactual.feature_for(tuple(cfg.data.sensitive_features))
     pairs, pair_report = draw_pairs(audit_sample, twins, feature=feature, per_group=g.pairs_per_group, seed=ctx.seed)
     prompts, prompt_report = draw_prompts(cfg, seed=ctx.seed)
-    masks = term_pairs_for(ctx, sorted(set(pairs["group"]))) if len(pairs) else {}
+    terms = term_pairs_for(ctx, sorted(set(pairs["group"]))) if len(pairs) else {}
+    masks = {g: t.pairs for g, t in terms.items()}  # the pairs only (term_pairs_for also says where they came from)
     not_evaluable: dict[str, str] = {}
     if twins is None or twins.empty:
         reason = "no counterfactual twins were made (evaluation.counterfactual), so there are no answer pairs"
