@@ -30,8 +30,10 @@ def _objects(data: bytes) -> dict[int, tuple[bytes, bytes | None]]:
         if m:
             head = body[: m.start()]
             raw = body[m.end():]
-            raw = raw[: raw.rfind(b"endstream")].rstrip(b"\r\n")
-            stream = zlib.decompress(raw) if b"/FlateDecode" in head else raw
+            raw = raw[: raw.rfind(b"endstream")]
+            # Flate data may itself end in CR/LF bytes: decompress what is there and leave the EOL before
+            # `endstream` as unused data (stripping it first truncated some streams)
+            stream = zlib.decompressobj().decompress(raw) if b"/FlateDecode" in head else raw.rstrip(b"\r\n")
         out[int(num)] = (head, stream)
     return out
 
