@@ -56,7 +56,7 @@ def test_int8_cannot_be_combined_with_bf16_or_the_packed_engine(generator):
     clash = "`precision: bf16`" if "precision" in generator else "`engine: packed`"
     with pytest.raises(ConfigError) as err:
         _cfg(rag={"generator": generator})
-    assert f"`variants[2].generator`: `int8: true`" in str(err.value)
+    assert "`variants[2].generator`: `int8: true`" in str(err.value)
     assert f"cannot be combined with {clash}; expected precision fp32 or auto" in str(err.value)
     assert _cfg(rag={"generator": {"int8": True, "precision": "auto"}}).variant("rag").generator.int8
 
