@@ -236,7 +236,7 @@ def bench_finetuned(texts: list[str], labels: np.ndarray, model_dir: Path, *, re
     for p in preds.values():
         p.predict(texts[:8])  # load + warm up
     pipe = pipeline("text-classification", model=str(model_dir), tokenizer=str(model_dir), device=-1, top_k=None,
-                    trust_remote_code=False, model_kwargs={"local_files_only": True})
+                    trust_remote_code=False, local_files_only=True)
     pipe(texts[:4])
 
     def pipe_scores(out) -> np.ndarray:

@@ -156,6 +156,25 @@ def test_packed_llama_bf16_is_close_to_fp32(tiny_lm_dir):
     assert 0 < diff < 0.05 * ref.abs().max().item()  # rounded, not broken
 
 
+def test_packed_llama_bf16_keeps_the_attention_block_in_fp32(tiny_lm_dir):
+    """Only the MLP's products are bf16: rounding queries and keys moved RAG scores past the 0.02 tolerance."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from pipelines.variants._llama import FP32_MATRICES, PackedLlama
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm_dir).eval()
+    packed = PackedLlama(model, matmul_dtype=torch.bfloat16)
+    assert set(FP32_MATRICES) == {"qkv", "o"}
+    for layer in packed.layers:
+        assert layer["qkv"].dtype == layer["o"].dtype == torch.float32
+        assert layer["gate_up"].dtype == layer["down"].dtype == torch.bfloat16
+    # and the fp32 parts are the model's own weights, unrounded
+    first = model.model.layers[0]
+    assert torch.equal(packed.layers[0]["o"], first.self_attn.o_proj.weight)
+    assert torch.equal(packed.layers[0]["down"].float(), first.mlp.down_proj.weight.to(torch.bfloat16).float())
+
+
 def test_packed_llama_refuses_other_architectures(tiny_lm_dir):
     from transformers import AutoConfig
 
