@@ -90,6 +90,16 @@ class TrainingConfig(Section):
         default=None, ge=2,
         description="Fine-tune on a stratified (label) sample of this many train rows; null uses all.",
     )
+    group_by_length: bool = Field(
+        default=True,
+        description="Batch texts of similar token length together (shuffled chunks of 50 batches, each sorted "
+                    "by length; batches in random order), so that little of each batch is padding.",
+    )
+    precision: Precision = Field(
+        default="fp32",
+        description="fp32, or bf16 mixed precision (autocast: matrix products in bfloat16, weights, optimizer "
+                    "and loss in float32) where the CPU has native bf16; auto picks bf16 where native.",
+    )
 
 
 class KnowledgeBaseConfig(Section):

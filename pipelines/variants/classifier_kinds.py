@@ -39,6 +39,7 @@ class FinetunedKind(_SequenceClassifier):
         from pipelines.core.artifacts import hash_table
         from pipelines.core.sampling import label_sample
         from pipelines.variants._hf import check_model_dir, model_identity
+        from pipelines.variants._precision import effective_precision
         from pipelines.variants.cache import cache_key
         from pipelines.variants.finetuned import train_classifier
 
@@ -51,7 +52,9 @@ class FinetunedKind(_SequenceClassifier):
         describe = {"base_model": str(base), "base_weights_sha256": base_id["weights_sha256"],
                     "base_config_sha256": base_id["config_sha256"], "train_fingerprint": data_fp,
                     "train_rows": int(len(rows)), "training": spec.training.model_dump(mode="json"),
-                    "max_length": spec.max_length, "seed": ctx.seed}
+                    "max_length": spec.max_length, "seed": ctx.seed,
+                    # what `training.precision` resolves to on this CPU: bf16 and fp32 training give other models
+                    "training_precision": effective_precision(spec.training.precision)}
         key = cache_key(**describe)
 
         def build(tmp: Path) -> dict[str, Any]:
@@ -62,7 +65,7 @@ class FinetunedKind(_SequenceClassifier):
                 seed=ctx.seed, epochs=t.epochs, batch_size=t.batch_size, learning_rate=t.learning_rate,
                 weight_decay=t.weight_decay, warmup_ratio=t.warmup_ratio, max_length=spec.max_length,
                 allow_pickle=spec.allow_pickle, num_threads=ctx.num_threads, progress=ctx.progress,
-                field=self.field("model"))
+                field=self.field("model"), group_by_length=t.group_by_length, precision=t.precision)
 
         entry = ctx.cache.get_or_build("finetuned", key, build, describe=describe)
         ctx.log.info("%s: fine-tuned model %s (%s)", self.name, entry.path, "cache hit" if entry.hit else "built")

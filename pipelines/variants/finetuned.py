@@ -20,9 +20,9 @@ import numpy as np
 
 from pipelines.variants._base import Predictions, Progress, check_scores, check_texts, no_progress
 from pipelines.variants._hf import load_config, load_sequence_classifier, model_identity, offline, set_threads
-from pipelines.variants._precision import ENGINES, PRECISIONS, check_choice, choose_path
+from pipelines.variants._precision import ENGINES, PRECISIONS, check_choice, choose_path, resolve_precision
 
-__all__ = ["FinetunedPredictor", "train_classifier", "encode", "length_batches", "pad_batch"]
+__all__ = ["FinetunedPredictor", "train_classifier", "training_batches", "encode", "length_batches", "pad_batch"]
 
 offline()
 
@@ -175,6 +175,33 @@ class FinetunedPredictor:
         return Predictions(scores=scores, truncated=truncated)
 
 
+def training_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, *,
+                     group_by_length: bool = True, chunk_batches: int = 50) -> list[np.ndarray]:
+    """Row indices of each training batch for one epoch, drawn from ``rng``.
+
+    Without ``group_by_length``: a random permutation cut into batches. With it
+    (what transformers' ``group_by_length`` does): the permutation is cut into
+    chunks of ``chunk_batches`` batches, each chunk sorted by length (stable) and
+    cut into batches, and the batches are shuffled, so each batch holds texts of
+    similar length (little padding) while batch order and membership stay random.
+
+    >>> [b.tolist() for b in training_batches(np.array([5, 1, 4, 2]), 2, np.random.default_rng(0))]
+    [[2, 0], [1, 3]]
+
+    (rows 2 and 0 have lengths 4 and 5, rows 1 and 3 lengths 1 and 2.)
+    """
+    order = rng.permutation(len(lengths))
+    if not group_by_length:
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    chunk = batch_size * chunk_batches
+    batches = []
+    for c in range(0, len(order), chunk):
+        part = order[c : c + chunk]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
 def train_classifier(
     base_dir: Path,
     *,
@@ -192,15 +219,23 @@ def train_classifier(
     num_threads: int = 2,
     progress: Progress = no_progress,
     field: str = "variants.finetuned.model",
+    group_by_length: bool = True,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Fine-tune ``base_dir`` with a fresh 2-label head; save an HF folder to ``out_dir``.
 
     Seeded: the head's initialisation, dropout and batch order follow ``seed``.
+    ``group_by_length`` batches texts of similar length (:func:`training_batches`);
+    ``precision`` ``bf16``/``auto`` runs the forward pass under bfloat16 autocast
+    where the CPU has native bf16 (weights, gradients and the optimizer stay fp32).
     Returns training metrics (also written to ``out_dir/training_metrics.json``).
     """
+    import contextlib
+
     import torch
 
     set_threads(num_threads)
+    resolved, precision_reason = resolve_precision(precision, where=f"fine-tuning {base_dir}")
     texts = check_texts(texts, where="fine-tuning data (train split)")
     y = np.asarray(labels, dtype=np.int64)
     if set(np.unique(y).tolist()) - {0, 1}:
@@ -230,19 +265,24 @@ def train_classifier(
 
     sched = torch.optim.lr_scheduler.LambdaLR(optim, schedule)
     rng = np.random.default_rng(seed)
+    lengths = np.asarray([len(r) for r in ids])
     model.train()
     t0 = time.perf_counter()
     history = []
+    real_tokens = padded_tokens = 0
     bar = progress(total=total, desc="finetuned: training", unit="step")
     for epoch in range(epochs):
-        order = rng.permutation(len(ids))
         losses, correct = [], 0
-        for s in range(steps_per_epoch):
-            idx = order[s * batch_size : (s + 1) * batch_size]
+        for s, idx in enumerate(training_batches(lengths, batch_size, rng, group_by_length=group_by_length)):
             input_ids, mask = pad_batch([ids[i] for i in idx], pad)
+            real_tokens += int(lengths[idx].sum())
+            padded_tokens += int(input_ids.numel())
             target = torch.as_tensor(y[idx])
-            out = model(input_ids=input_ids, attention_mask=mask, labels=target)
-            loss = out.loss
+            autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if resolved == "bf16"
+                        else contextlib.nullcontext())
+            with autocast:
+                out = model(input_ids=input_ids, attention_mask=mask, labels=target)
+            loss = out.loss.float()
             if not torch.isfinite(loss):
                 from pipelines.errors import ModelError
 
@@ -270,6 +310,10 @@ def train_classifier(
         "steps": total,
         "seed": seed,
         "truncated": int(truncated.sum()),
+        "precision": resolved,
+        "precision_reason": precision_reason,
+        "group_by_length": bool(group_by_length),
+        "real_token_share": round(real_tokens / padded_tokens, 4) if padded_tokens else None,
         "train_seconds": round(seconds, 3),
         "train_examples_per_s": round(len(ids) * epochs / seconds, 2) if seconds > 0 else None,
         "history": history,
