@@ -272,30 +272,63 @@ class PackedLlama:
     def greedy(self, prompts: Sequence[Sequence[int]], *, max_new_tokens: int, eos: int) -> list[list[int]]:
         """Greedy continuations of ``prompts`` (token ids), each up to ``eos`` (not included) or ``max_new_tokens``.
 
-        The prompts run packed in one forward pass; each step then runs one
-        token per unfinished row, continuing that row's keys and values. The
-        argmax is over the whole vocabulary's logits in float32, as
-        ``generate(do_sample=False)`` takes it.
+        The prompts run packed in one :meth:`forward`; their keys and values are
+        copied once into per-layer buffers ``[rows, kv_heads, longest + max_new_tokens,
+        head_dim]``, and each step then runs one token for every row of the batch
+        (rows that have finished too: their tokens are ignored; most answers run to
+        the limit) with one attention call per layer, masked to each row's length,
+        writing its key and value in place. The argmax is over the whole
+        vocabulary's logits in float32, as ``generate(do_sample=False)`` takes it.
         """
         import torch
+        import torch.nn.functional as F
 
         out: list[list[int]] = [[] for _ in prompts]
         if max_new_tokens < 1 or not prompts:
             return out
+        n = len(prompts)
         logits, caches = self.forward(prompts, keep=[len(p) for p in prompts], token_ids=None)
-        active = list(range(len(prompts)))
-        while True:
-            nxt = torch.argmax(logits, dim=-1).tolist()
-            still, rows, past = [], [], []
-            for pos, i in enumerate(active):
-                if nxt[pos] == eos:
-                    continue
-                out[i].append(nxt[pos])
-                if len(out[i]) < max_new_tokens:
-                    still.append(i)
-                    rows.append([nxt[pos]])
-                    past.append(caches[pos])
-            if not still:
+        H, KV, D = self.n_heads, self.n_kv, self.head_dim
+        lens = torch.tensor([len(p) for p in prompts])
+        width = int(lens.max()) + max_new_tokens
+        keys, values = [], []
+        for li in range(len(self.layers)):
+            k = torch.zeros((n, KV, width, D))
+            v = torch.zeros((n, KV, width, D))
+            for r, c in enumerate(caches):
+                k[r, :, : c.length] = c.keys[li]
+                v[r, :, : c.length] = c.values[li]
+            keys.append(k)
+            values.append(v)
+        del caches
+        rows = torch.arange(n)
+        done = torch.zeros(n, dtype=torch.bool)
+        nxt = torch.argmax(logits, dim=-1)
+        for step in range(max_new_tokens):
+            for r in torch.nonzero(~done & (nxt != eos)).flatten().tolist():
+                out[r].append(int(nxt[r]))
+            done |= nxt == eos
+            if bool(done.all()) or step == max_new_tokens - 1:
                 return out
-            logits, caches = self.forward(rows, past=past, keep=[p.length + 1 for p in past], token_ids=None)
-            active = still
+            pos = lens + step  # where this step's token sits in each row
+            freqs = self._rope(pos)[:, None, :]
+            valid = (torch.arange(width)[None, :] <= pos[:, None])[:, None, None, :]  # [n, 1, 1, width]
+            x = self.embed[nxt]
+            for li, lw in enumerate(self.layers):
+                h = F.rms_norm(x, (self.hidden,), lw["norm_in"], self.eps)
+                qkv = self._mm(h, lw["qkv"]).float()
+                q = torch.view_as_real(torch.view_as_complex(qkv[:, : H * D].reshape(n, H, D // 2, 2)) * freqs)
+                k = torch.view_as_real(torch.view_as_complex(
+                    qkv[:, H * D : (H + KV) * D].reshape(n, KV, D // 2, 2)) * freqs)
+                keys[li][rows, :, pos] = k.reshape(n, KV, D)
+                values[li][rows, :, pos] = qkv[:, (H + KV) * D :].reshape(n, KV, D)
+                o = F.scaled_dot_product_attention(q.reshape(n, H, 1, D), keys[li], values[li], attn_mask=valid,
+                                                   enable_gqa=True)
+                x = x + self._mm(o.reshape(n, H * D), lw["o"]).float()
+                h = F.rms_norm(x, (self.hidden,), lw["norm_post"], self.eps)
+                gu = self._mm(h, lw["gate_up"]).float()
+                x = x + self._mm(F.silu(gu[:, : self.intermediate]) * gu[:, self.intermediate :], lw["down"]).float()
+            h = F.rms_norm(x, (self.hidden,), self.norm, self.eps)
+            nxt = torch.argmax(h @ self.head.T, dim=-1)
+            nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
+        return out

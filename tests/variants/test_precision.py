@@ -298,3 +298,34 @@ def test_openmp_threads_sleep_unless_the_user_chose(preset, expected):
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == expected
+
+
+def test_packed_llama_greedy_equals_step_by_step_argmax_and_stops_at_eos(tiny_lm_dir):
+    """Decoding from the key/value buffers equals a full forward pass per step, for rows of different lengths."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from pipelines.variants._llama import PackedLlama
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_lm_dir).eval()
+    prompts = _random_rows(model.config.vocab_size, [3, 9, 5, 1], seed=4)
+
+    def reference(prompt, steps, eos):
+        ids, new = list(prompt), []
+        with torch.inference_mode():
+            for _ in range(steps):
+                nxt = int(torch.argmax(model(input_ids=torch.tensor([ids + new])).logits[0, -1]))
+                if nxt == eos:
+                    break
+                new.append(nxt)
+        return new
+
+    packed = PackedLlama(model)
+    with torch.inference_mode():
+        free = packed.greedy(prompts, max_new_tokens=6, eos=-1)
+        assert free == [reference(p, 6, -1) for p in prompts] and all(len(r) == 6 for r in free)
+        eos = free[1][2]  # a token row 1 writes third: that row (and any other writing it) stops there
+        stopped = packed.greedy(prompts, max_new_tokens=6, eos=eos)
+    assert stopped == [reference(p, 6, eos) for p in prompts]
+    assert stopped[1] == free[1][:2]
+    assert packed.greedy(prompts, max_new_tokens=0, eos=eos) == [[], [], [], []]
