@@ -14,6 +14,8 @@ to run the folder's code.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import os
 from pathlib import Path
@@ -275,6 +277,34 @@ def load_causal_lm(path: Path, *, field: str, allow_pickle: bool):
     return model, tokenizer
 
 
+@contextlib.contextmanager
+def _gguf_parsed_once():
+    """Within the block, gguf's file reader and tensor-name map are built once per file and architecture.
+
+    transformers parses a GGUF file three times for one model (config,
+    tokenizer, weights: ~5 s each for SmolLM2's 49,152-token vocabulary) and
+    rebuilds the tensor-name map for each of ~400 modules (~7 s). Both are
+    read-only, so the block hands out the first one built; the converted
+    weights are the same (``tests/variants/test_hf.py``).
+    """
+    import gguf
+
+    real_reader, real_map = gguf.GGUFReader, gguf.get_tensor_name_map
+    readers: dict[Any, Any] = {}
+
+    def reader(path, *args, **kwargs):
+        key = (str(path), args, tuple(sorted(kwargs.items())))
+        if key not in readers:
+            readers[key] = real_reader(path, *args, **kwargs)
+        return readers[key]
+
+    gguf.GGUFReader, gguf.get_tensor_name_map = reader, functools.lru_cache(maxsize=None)(real_map)
+    try:
+        yield
+    finally:
+        gguf.GGUFReader, gguf.get_tensor_name_map = real_reader, real_map
+
+
 def convert_gguf(src_dir: Path, gguf_file: str, dest: Path) -> None:
     """Dequantize a GGUF checkpoint once and save it as an fp32 safetensors folder at ``dest``.
 
@@ -292,10 +322,11 @@ def convert_gguf(src_dir: Path, gguf_file: str, dest: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     try:
-        tok = AutoTokenizer.from_pretrained(str(src_dir), gguf_file=gguf_file, local_files_only=True,
-                                            trust_remote_code=False)
-        loaded = AutoModelForCausalLM.from_pretrained(str(src_dir), gguf_file=gguf_file, dtype=torch.float32,
-                                                      local_files_only=True, trust_remote_code=False)
+        with _gguf_parsed_once():
+            tok = AutoTokenizer.from_pretrained(str(src_dir), gguf_file=gguf_file, local_files_only=True,
+                                                trust_remote_code=False)
+            loaded = AutoModelForCausalLM.from_pretrained(str(src_dir), gguf_file=gguf_file, dtype=torch.float32,
+                                                          local_files_only=True, trust_remote_code=False)
     except Exception as exc:
         raise ModelError(MSG_LOAD.format(path=gguf_path, error=f"{type(exc).__name__}: {exc}")) from exc
     config = loaded.config

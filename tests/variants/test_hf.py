@@ -2,7 +2,9 @@
 
 import json
 import shutil
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipelines.errors import ModelError
@@ -95,3 +97,38 @@ def test_identity_hashes_change_with_weights(tiny_classifier_dir, tmp_path):
         fh.write(b"\0")
     b = model_identity(folder, kind="finetuned")
     assert b["weights_sha256"] != a["weights_sha256"] and b["config_sha256"] == a["config_sha256"]
+
+
+def test_gguf_conversion_parses_the_file_once_and_converts_the_same_weights(tmp_path, monkeypatch):
+    """convert_gguf hands transformers one parsed reader; the saved folder equals transformers' own three parses."""
+    import gguf
+    from safetensors.numpy import load_file
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from pipelines.config import resolve_resource
+    from pipelines.config.variants import SMOLLM2, GeneratorConfig
+    from pipelines.variants import _hf
+
+    src = resolve_resource(SMOLLM2, base_dir=Path.cwd())
+    name = GeneratorConfig().gguf_file
+    opened = []
+    real = gguf.GGUFReader
+
+    def counting(path, *args, **kwargs):
+        opened.append(str(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(gguf, "GGUFReader", counting)
+    _hf.convert_gguf(src, name, tmp_path / "once")
+    assert len(opened) == 1  # transformers alone opens it three times (config, tokenizer, weights)
+    assert gguf.GGUFReader is counting  # the block restored what it replaced
+    monkeypatch.undo()
+    # transformers' own path, unpatched
+    ref_tok = AutoTokenizer.from_pretrained(str(src), gguf_file=name, local_files_only=True)
+    ref = AutoModelForCausalLM.from_pretrained(str(src), gguf_file=name, local_files_only=True).state_dict()
+    got = load_file(tmp_path / "once" / "model.safetensors")
+    assert set(got) <= set(ref) and len(got) >= 270
+    assert all(np.array_equal(got[k], ref[k].numpy()) for k in got)
+    tok = AutoTokenizer.from_pretrained(tmp_path / "once")
+    text = "Comment: women are lazy <|im_end|> Yes"
+    assert tok(text)["input_ids"] == ref_tok(text)["input_ids"] and tok.chat_template == ref_tok.chat_template
