@@ -15,6 +15,14 @@ Usage::
 Prints one JSON object with wall and CPU seconds. On a shared machine, run with
 ``--threads 1`` (two OpenMP threads that lose their core to other jobs spin at every
 barrier) and read the CPU seconds.
+
+``--writer`` instead times the generation stage's own :class:`AnswerWriter` on each
+path side by side in one process (transformers ``generate`` in fp32, the packed engine
+in fp32 and in ``auto`` precision) at each ``--batch-size``, on the RAG prompts, and
+prints answers per second, the ratio to transformers fp32 at the first batch size, and
+how many answers equal that reference's::
+
+    .venv/bin/python benchmarks/bench_generation.py --model DIR --writer --n 64 --batch-size 8 32
 """
 
 from __future__ import annotations
@@ -61,7 +69,11 @@ def main() -> None:
     parser.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                         help="bfloat16 pays off only where the CPU has AMX or AVX-512-BF16; check the answers")
     parser.add_argument("--conditions", nargs="+", default=["generator_only", "rag"])
+    parser.add_argument("--writer", action="store_true", help="time the stage's AnswerWriter on each path instead")
     args = parser.parse_args()
+    if args.writer:
+        bench_writer(args)
+        return
 
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -149,6 +161,46 @@ def main() -> None:
             entry["one_at_a_time_answers_per_cpu_s"] = round(len(subset) / cpu, 3)
         result["conditions"][name] = entry
     print(json.dumps(result, indent=1))
+
+
+def bench_writer(args) -> None:
+    """The generation stage's writer on each path and batch size, in one process (see the module docstring)."""
+    import torch
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from pipelines.variants.generation import AnswerRequest, AnswerWriter
+
+    torch.set_num_threads(args.threads)
+    texts = redditbias_comments(args.n)
+    queries, docs = texts[: args.n], texts[args.n:]
+    requests = [AnswerRequest(q, INSTRUCTION, "Comment: ", docs=tuple(docs[(i + j) % len(docs)] for j in range(args.k)))
+                for i, q in enumerate(queries)]
+    paths = {"transformers_fp32": {"engine": "hf", "precision": "fp32"},
+             "packed_fp32": {"engine": "auto", "precision": "fp32"},
+             "packed_auto": {"engine": "auto", "precision": "auto"}}
+    runs, reference = {}, None
+    for size in args.batch_size:
+        for name, kw in paths.items():
+            writer = AnswerWriter(Path(args.model), max_new_tokens=args.max_new_tokens, batch_size=size,
+                                  doc_max_tokens=args.doc_tokens, num_threads=args.threads, **kw)
+            writer.write(requests[:2])  # load + warm up
+            start, cpu = time.perf_counter(), time.process_time()
+            answers = writer.write(requests)
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+            reference = reference or answers.texts
+            key = f"{name}@{size}"
+            runs[key] = {"path": {k: writer.path[k] for k in ("precision", "runtime")}, "batch_size": size,
+                         "seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
+                         "answers_per_s": round(len(requests) / wall, 3),
+                         "new_tokens_mean": round(float(answers.new_tokens.mean()), 1),
+                         "same_answer_as_reference": int(sum(a == b for a, b in zip(answers.texts, reference)))}
+            print(f"{key}: {runs[key]}", file=sys.stderr, flush=True)
+    base = runs[f"transformers_fp32@{args.batch_size[0]}"]["answers_per_s"]
+    for entry in runs.values():
+        entry["vs_reference"] = round(entry["answers_per_s"] / base, 2)
+    print(json.dumps({"cpu": platform.processor() or platform.machine(), "threads": args.threads,
+                      "prompts": len(requests), "k": args.k, "max_new_tokens": args.max_new_tokens,
+                      "reference": f"transformers_fp32@{args.batch_size[0]}", "runs": runs}, indent=1))
 
 
 if __name__ == "__main__":

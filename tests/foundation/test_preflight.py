@@ -28,6 +28,15 @@ def test_demo_config_has_no_problem():
     assert _messages(load_config(REPO / "pipelines" / "configs" / "demo.yaml")) == []
 
 
+def test_whole_split_demo_config_is_the_demo_on_the_whole_eval_split():
+    demo = load_config(REPO / "pipelines" / "configs" / "demo.yaml").model_dump(mode="json")
+    full = load_config(REPO / "pipelines" / "configs" / "demo_full.yaml").model_dump(mode="json")
+    assert _messages(load_config(REPO / "pipelines" / "configs" / "demo_full.yaml")) == []
+    assert full["data"].pop("audit_sample_size") is None and demo["data"].pop("audit_sample_size") == 520
+    assert full["audit"].pop("name") == "demo-full" and demo["audit"].pop("name") == "demo"
+    assert full == demo  # everything else kept in step
+
+
 def test_missing_file_and_misspelled_columns_are_reported_by_validate(tmp_path, write_config, small_csv):
     missing = write_config({"audit": {"name": "m"}, "data": file_source(tmp_path / "nope.csv")}, name="m.yaml")
     res = _validate(missing)
