@@ -32,14 +32,11 @@ import numpy as np
 
 from pipelines.errors import ModelError
 from pipelines.variants._base import Progress, check_texts, no_progress
-from pipelines.variants._hf import load_causal_lm, load_config, offline, set_threads
-from pipelines.variants._precision import ENGINES, check_choice, choose_path
+from pipelines.variants._hf import folder_path, load_causal_lm, offline, set_threads
+from pipelines.variants._precision import ENGINES, PRECISIONS, check_choice
 
 __all__ = ["AnswerRequest", "Answers", "AnswerWriter", "Retrieval", "PRECISIONS"]
 
-PRECISIONS = ("fp32", "bf16", "auto")
-
-MSG_PRECISION = "`precision` of the answer writer must be one of {known}. Got {value!r} instead."
 MSG_NO_RETRIEVAL = "generator {model}: request {index} has documents to retrieve, but the writer has no retriever."
 
 
@@ -128,8 +125,7 @@ class AnswerWriter:
                  system_prompt: str | None = None, doc_max_tokens: int = 48, query_max_tokens: int = 96,
                  retrieval: Retrieval | None = None, allow_pickle: bool = False, num_threads: int = 2,
                  field: str = "variants.rag.generator.model", engine: str = "auto"):
-        if precision not in PRECISIONS:
-            raise ValueError(MSG_PRECISION.format(known=list(PRECISIONS), value=precision))
+        check_choice(precision, PRECISIONS, field="generation precision")
         self.engine = check_choice(engine, ENGINES, field="generation engine")
         self.model_dir = Path(model_dir)
         self.max_new_tokens = int(max_new_tokens)
@@ -175,9 +171,9 @@ class AnswerWriter:
         if self._path is None:
             from pipelines.variants import _llama
 
-            cfg = load_config(self.model_dir, field=self.field, allow_pickle=self.allow_pickle)
-            self._path = choose_path(where=f"generator {self.model_dir}", precision=self.precision,
-                                     engine=self.engine, fits=_llama.supports(cfg))
+            self._path = folder_path(self.model_dir, field=self.field, allow_pickle=self.allow_pickle,
+                                     where=f"generator {self.model_dir}", precision=self.precision,
+                                     engine=self.engine, supports=_llama.supports)
         return dict(self._path)
 
     def _cut(self, text: str, limit: int) -> tuple[str, bool]:
