@@ -19,7 +19,7 @@ import functools
 import json
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from pipelines.core.artifacts import hash_files
 from pipelines.errors import ModelError
@@ -191,6 +191,18 @@ def load_config(path: Path, *, field: str, allow_pickle: bool):
         return AutoConfig.from_pretrained(str(path), local_files_only=True, trust_remote_code=False)
     except Exception as exc:
         raise ModelError(MSG_LOAD.format(path=path, error=f"{type(exc).__name__}: {exc}")) from exc
+
+
+def folder_path(path: Path, *, field: str, allow_pickle: bool, where: str, precision: str, engine: str,
+                supports: Callable[[Any], tuple[bool, str]]) -> dict[str, Any]:
+    """The path record (:func:`._precision.choose_path`) of the model folder ``path``: its config read, no weights.
+
+    ``supports`` is the packed engine's check of that config (``_bert.supports``, ``_llama.supports``).
+    """
+    from pipelines.variants._precision import choose_path
+
+    cfg = load_config(path, field=field, allow_pickle=allow_pickle)
+    return choose_path(where=where, precision=precision, engine=engine, fits=supports(cfg))
 
 
 def load_tokenizer(path: Path, **kwargs: Any):

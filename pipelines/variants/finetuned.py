@@ -19,8 +19,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from pipelines.variants._base import Predictions, Progress, check_scores, check_texts, no_progress
-from pipelines.variants._hf import load_config, load_sequence_classifier, model_identity, offline, set_threads
-from pipelines.variants._precision import ENGINES, PRECISIONS, check_choice, choose_path, resolve_precision
+from pipelines.variants._hf import folder_path, load_sequence_classifier, model_identity, offline, set_threads
+from pipelines.variants._precision import ENGINES, PRECISIONS, check_choice, resolve_precision
 
 __all__ = ["FinetunedPredictor", "train_classifier", "training_batches", "encode", "length_batches", "pad_batch"]
 
@@ -119,9 +119,9 @@ class FinetunedPredictor:
         if self._path is None:
             from pipelines.variants import _bert
 
-            cfg = load_config(self.model_dir, field=self.field, allow_pickle=self.allow_pickle)
-            self._path = choose_path(where=f"classifier {self.model_dir}", precision=self.precision,
-                                     engine=self.engine, fits=_bert.supports(cfg, classifier=True))
+            self._path = folder_path(self.model_dir, field=self.field, allow_pickle=self.allow_pickle,
+                                     where=f"classifier {self.model_dir}", precision=self.precision,
+                                     engine=self.engine, supports=lambda cfg: _bert.supports(cfg, classifier=True))
         return dict(self._path)
 
     def _load(self):

@@ -28,8 +28,8 @@ import numpy as np
 
 from pipelines.errors import ModelError
 from pipelines.variants._base import Predictions, Progress, check_scores, check_texts, no_progress
-from pipelines.variants._hf import load_causal_lm, load_config, model_identity, offline, set_threads
-from pipelines.variants._precision import ENGINES, PRECISIONS, check_choice, choose_path, path_record
+from pipelines.variants._hf import folder_path, load_causal_lm, model_identity, offline, set_threads
+from pipelines.variants._precision import ENGINES, PRECISIONS, check_choice, path_record
 from pipelines.variants._rag_forward import hf_answer_logits, packed_answer_logits
 from pipelines.variants.retrieval import Embedder, KnowledgeBase, top_k
 
@@ -159,13 +159,11 @@ class RagScorer:
         if self._path is None:
             from pipelines.variants import _llama
 
-            cfg = load_config(self.model_dir, field=self.field, allow_pickle=self.allow_pickle)
-            if self.int8:
-                self._path = path_record(precision="int8-dynamic", runtime="transformers", requested="int8",
-                                         reason="int8: torch dynamic quantization of the Linear layers")
-            else:
-                self._path = choose_path(where=f"generator {self.model_dir}", precision=self.precision,
-                                         engine=self.engine, fits=_llama.supports(cfg))
+            path = folder_path(self.model_dir, field=self.field, allow_pickle=self.allow_pickle,
+                               where=f"generator {self.model_dir}", precision=self.precision, engine=self.engine,
+                               supports=_llama.supports)
+            self._path = path_record(precision="int8-dynamic", runtime="transformers", requested="int8",
+                                     reason="int8: torch dynamic quantization of the Linear layers") if self.int8 else path
         return dict(self._path)
 
     def identity(self) -> dict[str, Any]:
