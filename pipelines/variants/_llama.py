@@ -163,6 +163,22 @@ class PackedLlama:
 
         return torch.nn.functional.linear(x if x.dtype == weight.dtype else x.to(weight.dtype), weight)
 
+    def _rotate(self, t, freqs, heads: int):
+        """Rotary embedding of projected queries or keys ``t`` [n, heads * head_dim] (rows of ``freqs``): fp32."""
+        import torch
+
+        pairs = torch.view_as_complex(t.float().reshape(-1, heads, self.head_dim // 2, 2))
+        return torch.view_as_real(pairs * freqs).reshape(-1, heads, self.head_dim)
+
+    def _mlp(self, x, lw):
+        """``x`` plus the layer's MLP of its post-attention norm (SiLU and the gate product in fp32)."""
+        import torch.nn.functional as F
+
+        h = F.rms_norm(x, (self.hidden,), lw["norm_post"], self.eps)
+        # SiLU and the gate product in fp32: rounding them to bf16 too made the mean score error ~1.4x larger
+        gu = self._mm(h, lw["gate_up"]).float()
+        return x + self._mm(F.silu(gu[:, : self.intermediate]) * gu[:, self.intermediate :], lw["down"]).float()
+
     # forward ------------------------------------------------------------------
     def forward(self, rows: Sequence[Sequence[int]], *, past: Sequence[RowCache | None] | None = None,
                 keep: Sequence[int | None] | None = None, token_ids: Sequence[int] | None):
@@ -226,12 +242,9 @@ class PackedLlama:
             else:
                 qkv = self._mm(h, lw["qkv"])
                 q_in, k_raw, v_raw = qkv[:, :q_width], qkv[:, q_width : q_width + kv_width], qkv[:, q_width + kv_width :]
-            k = torch.view_as_real(torch.view_as_complex(k_raw.float().reshape(total, KV, D // 2, 2)) * freqs)
-            k = k.reshape(total, KV, D)
+            k = self._rotate(k_raw, freqs, KV)
             v = v_raw.float().reshape(total, KV, D)
-            q_freqs = freqs[last] if final else freqs
-            q = torch.view_as_real(torch.view_as_complex(q_in.float().reshape(-1, H, D // 2, 2)) * q_freqs)
-            q = q.reshape(-1, H, D)
+            q = self._rotate(q_in, freqs[last] if final else freqs, H)
             attn = torch.empty((n if final else total, H, D), dtype=torch.float32)
             for i in range(n):
                 s, e = offsets[i], offsets[i + 1]
@@ -259,11 +272,7 @@ class PackedLlama:
             if final:
                 x = x[last]
             x = x + self._mm(attn.reshape(-1, q_width), lw["o"]).float()
-            h = F.rms_norm(x, (self.hidden,), lw["norm_post"], self.eps)
-            # SiLU and the gate product in fp32: rounding them to bf16 too made the mean score error ~1.4x larger
-            gu = self._mm(h, lw["gate_up"]).float()
-            act = F.silu(gu[:, : self.intermediate]) * gu[:, self.intermediate :]
-            x = x + self._mm(act, lw["down"]).float()
+            x = self._mlp(x, lw)
         h = F.rms_norm(x, (self.hidden,), self.norm, self.eps)
         logits = h @ (self.head if token_ids is None else self.head[list(token_ids)]).T
         caches = [RowCache(kept_k[i], kept_v[i]) if keep[i] is not None else None for i in range(n)]
@@ -317,17 +326,13 @@ class PackedLlama:
             for li, lw in enumerate(self.layers):
                 h = F.rms_norm(x, (self.hidden,), lw["norm_in"], self.eps)
                 qkv = self._mm(h, lw["qkv"]).float()
-                q = torch.view_as_real(torch.view_as_complex(qkv[:, : H * D].reshape(n, H, D // 2, 2)) * freqs)
-                k = torch.view_as_real(torch.view_as_complex(
-                    qkv[:, H * D : (H + KV) * D].reshape(n, KV, D // 2, 2)) * freqs)
-                keys[li][rows, :, pos] = k.reshape(n, KV, D)
+                q = self._rotate(qkv[:, : H * D], freqs, H)
+                keys[li][rows, :, pos] = self._rotate(qkv[:, H * D : (H + KV) * D], freqs, KV)
                 values[li][rows, :, pos] = qkv[:, (H + KV) * D :].reshape(n, KV, D)
                 o = F.scaled_dot_product_attention(q.reshape(n, H, 1, D), keys[li], values[li], attn_mask=valid,
                                                    enable_gqa=True)
                 x = x + self._mm(o.reshape(n, H * D), lw["o"]).float()
-                h = F.rms_norm(x, (self.hidden,), lw["norm_post"], self.eps)
-                gu = self._mm(h, lw["gate_up"]).float()
-                x = x + self._mm(F.silu(gu[:, : self.intermediate]) * gu[:, self.intermediate :], lw["down"]).float()
+                x = self._mlp(x, lw)
             h = F.rms_norm(x, (self.hidden,), self.norm, self.eps)
             nxt = torch.argmax(h @ self.head.T, dim=-1)
             nxt = torch.where(done, torch.full_like(nxt, eos), nxt)
