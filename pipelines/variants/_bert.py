@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from pipelines.variants import _gemm
+
 __all__ = ["PackedBert", "supports"]
 
 
@@ -104,9 +106,7 @@ class PackedBert:
                 self.classifier = (f(model.classifier.weight), f(model.classifier.bias))
 
     def _lin(self, x, weight, bias):
-        import torch
-
-        return torch.nn.functional.linear(x if x.dtype == self.dtype else x.to(self.dtype), weight, bias)
+        return _gemm.linear(x if x.dtype == self.dtype else x.to(self.dtype), weight, bias)
 
     def _ln(self, x, params):
         import torch

@@ -5,8 +5,11 @@ and computes the same function with fewer passes over memory:
 
 * rows are packed end to end (no padding tokens in any matrix product);
   attention runs per row, on that row's keys and values only;
-* the query, key and value projections are one matrix product, and so are the
-  gate and up projections; RMSNorm is ``torch.nn.functional.rms_norm``;
+* the query, key and value projections are one matrix product; the gate and
+  up projections, SiLU and their product run through :func:`._gemm.gated`
+  (two oneDNN products with SiLU and the multiplication fused in); every
+  weight is laid out once for the kernel (:func:`._gemm.pack`); RMSNorm is
+  ``torch.nn.functional.rms_norm``;
 * rotary embeddings are one complex multiplication: the rows of the query and
   key weights are permuted within each head so that the two halves that
   ``rotate_half`` pairs sit next to each other. Queries and keys are permuted
@@ -42,6 +45,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Sequence
+
+from pipelines.variants import _gemm
 
 __all__ = ["PackedLlama", "RowCache", "supports", "FP32_MATRICES"]
 
@@ -121,6 +126,8 @@ class PackedLlama:
         def w(t, name):
             return t.detach().to(torch.float32 if name in FP32_MATRICES else self.dtype).contiguous()
 
+        self.intermediate = int(cfg.intermediate_size)
+
         self.layers = []
         with torch.no_grad():
             for li, layer in enumerate(inner.layers):
@@ -131,18 +138,23 @@ class PackedLlama:
                     "norm_post": layer.post_attention_layernorm.weight.detach().float().contiguous(),
                     "qkv": w(qkv, "qkv"),
                     "o": w(at.o_proj.weight, "o"),
-                    "gate_up": w(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight], 0), "gate_up"),
+                    "gate_up": _gemm.Gated(w(mlp.gate_proj.weight, "gate_up"), w(mlp.up_proj.weight, "gate_up")),
                     "down": w(mlp.down_proj.weight, "down"),
                 })
             # the last layer projects queries for each row's last token only
-            self.layers[-1]["q"] = self.layers[-1]["qkv"][: self.n_heads * self.head_dim]
+            q_rows = self.n_heads * self.head_dim
+            self.layers[-1]["q"] = self.layers[-1]["qkv"][:q_rows].contiguous()
+            self.layers[-1]["kv"] = self.layers[-1]["qkv"][q_rows:].contiguous()
+            for lw in self.layers:  # laid out once for the matrix-product kernel (see _gemm)
+                for name in ("qkv", "o", "down", "q", "kv"):
+                    if name in lw:
+                        lw[name] = _gemm.pack(lw[name])
             self.embed = inner.embed_tokens.weight.detach().float()
             self.norm = inner.norm.weight.detach().float().contiguous()
             self.head = model.get_output_embeddings().weight.detach().float()
             rot = inner.rotary_emb
             self.inv_freq = rot.inv_freq.detach().float().clone()
             self.rope_scale = float(getattr(rot, "attention_scaling", 1.0))
-        self.intermediate = self.layers[0]["down"].shape[1]
         self._freqs = None
 
     # helpers ------------------------------------------------------------------
@@ -159,9 +171,7 @@ class PackedLlama:
 
     @staticmethod
     def _mm(x, weight):
-        import torch
-
-        return torch.nn.functional.linear(x if x.dtype == weight.dtype else x.to(weight.dtype), weight)
+        return _gemm.linear(x if x.dtype == weight.dtype else x.to(weight.dtype), weight)
 
     def _rotate(self, t, freqs, heads: int):
         """Rotary embedding of projected queries or keys ``t`` [n, heads * head_dim] (rows of ``freqs``): fp32."""
@@ -175,9 +185,11 @@ class PackedLlama:
         import torch.nn.functional as F
 
         h = F.rms_norm(x, (self.hidden,), lw["norm_post"], self.eps)
-        # SiLU and the gate product in fp32: rounding them to bf16 too made the mean score error ~1.4x larger
-        gu = self._mm(h, lw["gate_up"]).float()
-        return x + self._mm(F.silu(gu[:, : self.intermediate]) * gu[:, self.intermediate :], lw["down"]).float()
+        gate_up = lw["gate_up"]
+        # SiLU and the gate product fused into the products (oneDNN), or in fp32: rounding the gate and up
+        # products to bf16 before them made the mean score error ~1.4x larger
+        return x + self._mm(_gemm.gated(h if h.dtype == gate_up.dtype else h.to(gate_up.dtype), gate_up),
+                            lw["down"]).float()
 
     # forward ------------------------------------------------------------------
     def forward(self, rows: Sequence[Sequence[int]], *, past: Sequence[RowCache | None] | None = None,
@@ -236,7 +248,7 @@ class PackedLlama:
             final = li == n_layers - 1
             h = F.rms_norm(x, (self.hidden,), lw["norm_in"], self.eps)
             if final:
-                kv = self._mm(h, lw["qkv"][q_width:])
+                kv = self._mm(h, lw["kv"])
                 q_in = self._mm(h[last], lw["q"])
                 k_raw, v_raw = kv[:, :kv_width], kv[:, kv_width:]
             else:

@@ -20,6 +20,8 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipelines.variants import _gemm
+
 __all__ = ["PRECISIONS", "ENGINES", "CpuInfo", "cpu_info", "native_bf16", "resolve_precision", "check_choice",
            "path_record", "choose_path", "PathFallbackWarning", "effective_precision"]
 
@@ -177,7 +179,10 @@ def path_record(*, precision: str, runtime: str, requested: str, reason: str, in
     """What scored a variant, for its identity, the manifest and the cache key.
 
     ``precision`` and ``runtime`` decide the scores (they belong in a cache key);
-    ``cpu`` and ``torch`` say where it ran.
+    ``cpu`` and ``torch`` say where it ran; the packed engine adds ``gemm``, its
+    matrix-product kernel (:mod:`._gemm`; in fp32 the kernels differ by float32
+    rounding, in bf16 by where results are rounded, within the bf16 tolerance of
+    fp32 either way: recorded, not keyed).
     """
     info = info or cpu_info()
     try:
@@ -225,4 +230,5 @@ def choose_path(*, where: str, precision: str, engine: str, fits: tuple[bool, st
             reason += "; bf16 requested, fell back to fp32"
         return path_record(precision="fp32", runtime="transformers", requested=precision, reason=reason, info=info)
     resolved, reason = resolve_precision(precision, where=where, info=info)
-    return path_record(precision=resolved, runtime="torch-packed", requested=precision, reason=reason, info=info)
+    return path_record(precision=resolved, runtime="torch-packed", requested=precision, reason=reason, info=info,
+                       gemm=_gemm.kernel()["kernel"])
