@@ -72,7 +72,6 @@ def bf16_fused_mlp(mlp) -> None:
     (On the aten kernel the packed engine rounds like :func:`bf16_linears`: the gate and up products to bf16,
     SiLU and the product in fp32.)
     """
-    import torch
     import torch.nn.functional as F
 
     wg, wu, wd = (m.weight.detach().bfloat16().float() for m in (mlp.gate_proj, mlp.up_proj, mlp.down_proj))
