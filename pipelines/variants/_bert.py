@@ -100,13 +100,16 @@ class PackedBert:
                     "down": w(layer.output.dense.weight), "down_b": w(layer.output.dense.bias),
                     "ln2": (f(layer.output.LayerNorm.weight), f(layer.output.LayerNorm.bias)),
                 })
+            for lw in self.layers:  # laid out once for the matrix-product kernel (see _gemm)
+                for name in ("qkv", "o", "up", "down"):
+                    lw[name] = _gemm.pack(lw[name])
             self.classifier = None
             if classifier:
                 self.pooler = (f(bert.pooler.dense.weight), f(bert.pooler.dense.bias))
                 self.classifier = (f(model.classifier.weight), f(model.classifier.bias))
 
-    def _lin(self, x, weight, bias):
-        return _gemm.linear(x if x.dtype == self.dtype else x.to(self.dtype), weight, bias)
+    def _lin(self, x, weight, bias, *, gelu: bool = False):
+        return _gemm.linear(x if x.dtype == self.dtype else x.to(self.dtype), weight, bias, gelu=gelu)
 
     def _ln(self, x, params):
         import torch
@@ -148,7 +151,7 @@ class PackedBert:
                 o = F.scaled_dot_product_attention(q, k, v, attn_mask=key_ok)  # [n, H, width, D]
                 attn = o.transpose(1, 2).reshape(n * width, W).index_select(0, slot)
             x = self._ln(x + self._lin(attn, lw["o"], lw["o_b"]).float(), lw["ln1"])
-            inter = F.gelu(self._lin(x, lw["up"], lw["up_b"]))
+            inter = self._lin(x, lw["up"], lw["up_b"], gelu=True)
             x = self._ln(x + self._lin(inter, lw["down"], lw["down_b"]).float(), lw["ln2"])
         return x, offsets
 

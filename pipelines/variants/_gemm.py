@@ -11,8 +11,8 @@ The oneDNN op is internal to torch, so it is only used after a probe at first
 use shows that it exists and computes what ``linear`` computes: float32 inputs
 must not be rounded (an identity product returns its input bit for bit;
 oneDNN may round float32 to bf16 on CPUs where its "fpmath mode" allows it),
-random products (with a plain or a packed weight, with the fused SiLU and
-product of :func:`gated`) agree with a float64 reference as closely as float32
+random products (with a plain or a packed weight, with a fused GELU, with the
+fused SiLU and product of :func:`gated`) agree with a float64 reference as closely as float32
 allows, the bias is added, and bfloat16 products agree with ``linear``'s. Where any of
 that fails, or ``PIPELINES_GEMM=aten`` is set, every product goes to ``linear``.
 :func:`kernel` names the kernel in use, for the path record of a run.
@@ -33,10 +33,10 @@ ENV = "PIPELINES_GEMM"
 ROWS_HINT = 1024
 
 
-def _onednn_linear(x: Any, weight: Any, bias: Any = None) -> Any:
+def _onednn_linear(x: Any, weight: Any, bias: Any = None, post: str = "none") -> Any:
     import torch
 
-    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
+    return torch.ops.mkldnn._linear_pointwise(x, weight, bias, post, [], "none" if post == "gelu" else "")
 
 
 def _aten_linear(x: Any, weight: Any, bias: Any = None) -> Any:
@@ -82,6 +82,10 @@ def _probe_onednn(op: Any = None, reorder: Any = None) -> tuple[bool, str]:
         got_g = op.binary(x, op(x, w, None, "swish", [], ""), w2, None, "mul").double()
         if float((got_g - ref_g).abs().max()) > 1e-5 * float(ref_g.abs().max()) + 1e-6:
             return False, "oneDNN's fused SiLU and product differ from a float64 reference"
+        ref_gelu = torch.nn.functional.gelu(ref)
+        got_gelu = op(x, w, b, "gelu", [], "none").double()
+        if float((got_gelu - ref_gelu).abs().max()) > tol:
+            return False, "oneDNN's fused GELU differs from a float64 reference"
         xb, wb = x.bfloat16(), w.bfloat16()
         got_b = op(xb, wb, None, "none", [], "")
         ref_b = torch.nn.functional.linear(xb, wb)
@@ -125,13 +129,24 @@ def pack(weight: Any, *, rows: int = ROWS_HINT) -> Any:
     return torch.ops.mkldnn._reorder_linear_weight(weight.contiguous(), rows)
 
 
-def linear(x: Any, weight: Any, bias: Any = None) -> Any:
-    """``x @ weight.T (+ bias)`` in the dtype of ``x`` and ``weight`` (which must match), on the chosen kernel."""
+def linear(x: Any, weight: Any, bias: Any = None, *, gelu: bool = False) -> Any:
+    """``x @ weight.T (+ bias)`` in the dtype of ``x`` and ``weight`` (which must match), on the chosen kernel.
+
+    ``gelu``: the exact (erf) GELU of that, fused into the product on oneDNN (computed
+    before the result is rounded to a bf16 output), applied after it on aten.
+    """
     if _choice()[0] == "onednn":
         if x.dim() != 2:
-            return linear(x.reshape(-1, x.shape[-1]), weight, bias).reshape(*x.shape[:-1], weight.shape[0])
-        return _onednn_linear(x.contiguous(), weight if weight.is_mkldnn else weight.contiguous(), bias)
-    return _aten_linear(x, weight, bias)
+            out = linear(x.reshape(-1, x.shape[-1]), weight, bias, gelu=gelu)
+            return out.reshape(*x.shape[:-1], weight.shape[0])
+        return _onednn_linear(x.contiguous(), weight if weight.is_mkldnn else weight.contiguous(), bias,
+                              "gelu" if gelu else "none")
+    out = _aten_linear(x, weight, bias)
+    if gelu:
+        import torch
+
+        return torch.nn.functional.gelu(out)
+    return out
 
 
 class Gated:

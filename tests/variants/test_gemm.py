@@ -44,6 +44,16 @@ def test_linear_is_a_float32_product_on_each_kernel(kernel):
     assert (_gemm.pack(w).is_mkldnn if kernel == "onednn" else _gemm.pack(w) is w)
 
 
+def test_gelu_is_the_exact_gelu_of_the_product(kernel):
+    x, w, b, _ = _data()
+    pre = x.double() @ w.double().T + b.double()
+    ref = torch.nn.functional.gelu(pre)
+    got = _gemm.linear(x, _gemm.pack(w), b, gelu=True).double()
+    assert float((got - ref).abs().max()) < 1e-5 * float(ref.abs().max())
+    # the tanh approximation is more than that off somewhere in this range: the test tells the two apart
+    assert float((torch.nn.functional.gelu(pre, approximate="tanh") - ref).abs().max()) > 1e-5 * float(ref.abs().max())
+
+
 def test_bf16_products_round_like_torchs(kernel):
     x, w, _, _ = _data()
     got = _gemm.linear(x.bfloat16(), _gemm.pack(w.bfloat16()))
@@ -74,6 +84,8 @@ class _Impostor:
         if self.flaw == "rounds_inputs" and x.dtype == torch.float32:
             x, w = x.bfloat16().float(), w.bfloat16().float()
         y = torch.nn.functional.linear(x, w, None if self.flaw == "drops_bias" else b)
+        if attr == "gelu":
+            return torch.nn.functional.gelu(y, approximate="tanh" if self.flaw == "tanh_gelu" else "none")
         return torch.nn.functional.silu(y) if attr == "swish" else y
 
     def binary(self, x, other, w, b, attr):
@@ -83,7 +95,8 @@ class _Impostor:
 
 @pytest.mark.parametrize("flaw, message", [("rounds_inputs", "rounds float32 inputs"),
                                            ("drops_bias", "differ from a float64 reference"),
-                                           ("adds", "fused SiLU and product differ")])
+                                           ("adds", "fused SiLU and product differ"),
+                                           ("tanh_gelu", "fused GELU differs")])
 def test_the_probe_refuses_a_kernel_that_computes_something_else(flaw, message):
     ok, why = _gemm._probe_onednn(_Impostor(flaw), lambda w, rows: w)
     assert not ok and message in why
