@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
-from pipelines.variants import _precision
+from pipelines.variants import _gemm, _precision
 from pipelines.variants._precision import (CpuInfo, PathFallbackWarning, _parse_cpuinfo, choose_path, native_bf16,
                                            resolve_precision)
 
@@ -95,9 +95,10 @@ def test_choose_path(on_cpu):
     path = choose_path(where="m", precision="auto", engine="auto", fits=(True, ""))
     assert (path["precision"], path["runtime"]) == ("bf16", "torch-packed")
     assert path["cpu"]["model"] == "AMD EPYC 9B14" and "avx512_bf16" in path["cpu"]["flags"]
+    assert path["gemm"] == _gemm.kernel()["kernel"] and path["gemm"] in _gemm.KERNELS  # the packed engine's kernel
     with pytest.warns(PathFallbackWarning, match="bf16 runs on the packed engine only"):
         path = choose_path(where="m", precision="bf16", engine="hf", fits=(True, ""))
-    assert (path["precision"], path["runtime"]) == ("fp32", "transformers")
+    assert (path["precision"], path["runtime"]) == ("fp32", "transformers") and "gemm" not in path
     with pytest.warns(PathFallbackWarning, match=r"engine 'packed' was requested, but it does not fit this model "
                                                  r"\(model type 'gpt2'"):
         path = choose_path(where="m", precision="fp32", engine="packed", fits=(False, "model type 'gpt2'"))
