@@ -1,4 +1,4 @@
-"""The matrix-product kernel of the packed engines: oneDNN's linear where it is exact, else ``torch.nn.functional.linear``.
+"""The matrix-product kernel of the packed engines: oneDNN's linear where it is exact, else torch's ``linear``.
 
 ``torch.nn.functional.linear`` on float32 CPU tensors calls the BLAS that torch
 was built with (MKL in the PyPI wheels). On AMD CPUs MKL takes a slower code

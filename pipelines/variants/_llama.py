@@ -126,8 +126,6 @@ class PackedLlama:
         def w(t, name):
             return t.detach().to(torch.float32 if name in FP32_MATRICES else self.dtype).contiguous()
 
-        self.intermediate = int(cfg.intermediate_size)
-
         self.layers = []
         with torch.no_grad():
             for li, layer in enumerate(inner.layers):
@@ -181,7 +179,7 @@ class PackedLlama:
         return torch.view_as_real(pairs * freqs).reshape(-1, heads, self.head_dim)
 
     def _mlp(self, x, lw):
-        """``x`` plus the layer's MLP of its post-attention norm (SiLU and the gate product in fp32)."""
+        """``x`` plus the layer's MLP of its post-attention norm (SiLU and the gate product: :func:`._gemm.gated`)."""
         import torch.nn.functional as F
 
         h = F.rms_norm(x, (self.hidden,), lw["norm_post"], self.eps)
