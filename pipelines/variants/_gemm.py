@@ -174,8 +174,8 @@ def gated(x: Any, w: Gated) -> Any:
     import torch
 
     if w.both is None:
-        op = torch.ops.mkldnn._linear_pointwise
         x = x.contiguous()
-        return op.binary(x, op(x, w.gate, None, "swish", [], ""), w.up, None, "mul")
+        return torch.ops.mkldnn._linear_pointwise.binary(x, _onednn_linear(x, w.gate, None, "swish"), w.up, None,
+                                                        "mul")
     gu = _aten_linear(x, w.both).float()
     return torch.nn.functional.silu(gu[:, : w.width]) * gu[:, w.width :]
