@@ -143,13 +143,19 @@ def hf_answer_logits(scorer: Any, queries: Sequence[str], doc_lists: Sequence[Se
 def packed_answer_logits(scorer: Any, packed: Any, queries: Sequence[str],
                          doc_lists: Sequence[Sequence[tuple[str, Any]]], *,
                          followers: Sequence[Sequence[str]] | None, progress: Progress, desc: str):
-    """Answer logits on :class:`._llama.PackedLlama` (same prompts, same token ids, no padding)."""
+    """Answer logits on :class:`._llama.PackedLlama` (same prompts, same token ids, no padding).
+
+    Prompts that begin alike (documents retrieved by several comments, the
+    documents a ``query_only`` twin shares with its original) run their common
+    tokens once: :mod:`._prefix_tree`. ``scorer.share_prefixes = False`` runs
+    each prompt whole, in batches of ``scorer.batch_size`` (the former path,
+    kept for comparison).
+    """
     import torch
 
     scorer._load()
     doc_ids, query_ids, cuts, f_logits, f_cuts, batches = _prepared(scorer, queries, doc_lists, followers)
     out = np.zeros((len(doc_ids), 2), dtype=np.float64)
-    f_seconds = 0.0
     answer = list(scorer.answer_ids)
     n_prefix = len(scorer._prefix_ids)
     use_prefix = scorer.prefix_cache and n_prefix > 0
@@ -157,8 +163,13 @@ def packed_answer_logits(scorer: Any, packed: Any, queries: Sequence[str],
         if use_prefix and scorer._packed_prefix is None:
             scorer._packed_prefix = packed.forward([scorer._prefix_ids], keep=[n_prefix], token_ids=answer)[1][0]
         prefix = scorer._packed_prefix if use_prefix else None
+        head = [] if use_prefix else list(scorer._prefix_ids)
+        if getattr(scorer, "share_prefixes", True):
+            return _packed_tree(scorer, packed, head, prefix, doc_ids, query_ids, cuts, doc_lists, followers,
+                                f_logits, f_cuts, progress=progress, desc=desc)
+        f_seconds = 0.0
         for idx in progress(batches, desc=desc, total=len(batches), unit="batch"):
-            rows = [([] if use_prefix else list(scorer._prefix_ids)) + doc_ids[i] + query_ids[i] for i in idx]
+            rows = [head + doc_ids[i] + query_ids[i] for i in idx]
             # a row with followers keeps its keys and values up to the end of its document part
             keep = [n_prefix + len(doc_ids[i]) if followers is not None and followers[i] else None for i in idx]
             logits, caches = packed.forward(rows, past=[prefix] * len(idx), keep=keep, token_ids=answer)
@@ -171,3 +182,45 @@ def packed_answer_logits(scorer: Any, packed: Any, queries: Sequence[str],
             _spread(idx, followers, logits_f.double().numpy(), f_parts, f_logits, f_cuts)
             f_seconds += time.perf_counter() - t0
     return out, cuts, f_logits, f_cuts, f_seconds
+
+
+#: Sequences per prefix tree (sorted first, so that neighbours share); bounds the keys and values held at once.
+TREE_CHUNK = 64
+
+
+def _packed_tree(scorer, packed, head, prefix, doc_ids, query_ids, cuts, doc_lists, followers, f_logits, f_cuts, *,
+                 progress: Progress, desc: str):
+    """:func:`packed_answer_logits` over prefix trees: every prompt and follower prompt is one sequence."""
+    from pipelines.variants._prefix_tree import chunks, radix_tree, run_tree
+
+    n = len(doc_ids)
+    seqs = [head + doc_ids[i] + query_ids[i] for i in range(n)]
+    f_where: list[tuple[int, int]] = []  # (example, follower slot) of each follower sequence
+    f_parts = []
+    for i in range(n if followers is not None else 0):
+        for k, f in enumerate(followers[i]):
+            part = scorer.parts(f, doc_lists[i])
+            f_parts.append(part)
+            f_where.append((i, k))
+            seqs.append(head + doc_ids[i] + scorer._ids(part[1]))
+    logits = np.zeros((len(seqs), 2), dtype=np.float64)
+    seconds = np.zeros(len(seqs), dtype=np.float64)
+    answer = list(scorer.answer_ids)
+
+    def forward(rows, past, keep):
+        return packed.forward(rows, past=past, keep=keep, token_ids=answer)
+
+    parts = chunks(seqs, TREE_CHUNK)
+    for members in progress(parts, desc=desc, total=len(parts), unit="chunk"):
+        run_tree(seqs, radix_tree(seqs, members, min_saved=TREE_MIN_SAVED), root=prefix, forward=forward,
+                 token_budget=TREE_TOKENS_PER_CALL, logits_out=logits, seconds_out=seconds)
+    for s, (i, k) in enumerate(f_where, start=n):
+        f_logits[i][k] = logits[s]
+        f_cuts[i][k] = f_parts[s - n][2]
+    return logits[:n], cuts, f_logits, f_cuts, float(seconds[n:].sum())
+
+
+#: Tokens per forward call of the prefix trees (what a batch of 8 whole prompts held).
+TREE_TOKENS_PER_CALL = 1024
+#: A shared stretch runs once only where that saves at least this many tokens (an extra row costs about as much).
+TREE_MIN_SAVED = 24

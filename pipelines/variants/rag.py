@@ -52,6 +52,10 @@ class RagScorer:
         Prompts per forward pass (sorted by length).
     prefix_cache
         Compute the KV cache of the prompt prefix that every example shares once.
+    share_prefixes
+        Packed engine: prompts that begin with the same tokens (the same
+        leading documents; a ``query_only`` twin and its original) run those
+        tokens once (:mod:`._prefix_tree`). False: every prompt runs whole.
     int8
         torch's dynamic int8 quantization of the Linear layers (transformers
         engine only). Fast but it moves scores by up to ~0.6: kept for
@@ -74,7 +78,7 @@ class RagScorer:
                  query_max_tokens: int = 96, batch_size: int = 8, prefix_cache: bool = True, int8: bool = False,
                  prompt_style: str = "few_shot_turns", allow_pickle: bool = False,
                  num_threads: int = 2, field: str = "variants.rag.generator.model", precision: str = "fp32",
-                 engine: str = "auto"):
+                 engine: str = "auto", share_prefixes: bool = True):
         self.model_dir = Path(model_dir)
         self.system_prompt = system_prompt
         self.instruction = instruction
@@ -85,6 +89,7 @@ class RagScorer:
         self.query_max_tokens = query_max_tokens
         self.batch_size = batch_size
         self.prefix_cache = prefix_cache
+        self.share_prefixes = share_prefixes
         self.int8 = int8
         if prompt_style not in ("few_shot_turns", "single_turn"):
             raise ValueError(f"prompt_style must be 'few_shot_turns' or 'single_turn'. Got {prompt_style!r} instead.")

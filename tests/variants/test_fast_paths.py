@@ -168,6 +168,25 @@ def test_rag_bf16_followers_match_a_plain_forward(tiny_lm_dir, texts, on_cpu):
         np.testing.assert_allclose(got, want, atol=RAG_MAX_DIFF)
 
 
+def test_rag_shared_leading_documents_give_the_scores_of_whole_prompts(tiny_lm_dir, texts):
+    """Prompts that share leading documents run them once (prefix trees); scores equal whole prompts'."""
+    from pipelines.variants.rag import RagScorer
+
+    scorer = RagScorer(tiny_lm_dir, **PROMPT, batch_size=3, precision="fp32")
+    # three leading documents shared by many prompts, then a second document of their own
+    docs = [[(texts[i % 3], i % 2), (texts[(i + 5) % len(texts)], 1 - i % 2)] for i in range(len(texts))]
+    followers = [[texts[(i + 1) % len(texts)]] if i % 3 == 0 else [] for i in range(len(texts))]
+    shared = scorer.answer_logits_with_followers(texts, docs, followers=followers)
+    scorer.share_prefixes = False
+    whole = scorer.answer_logits_with_followers(texts, docs, followers=followers)
+    np.testing.assert_allclose(shared[0], whole[0], atol=1e-5)
+    for a, b in zip(shared[2], whole[2]):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    want = plain_rag_scores(scorer, texts, docs)
+    np.testing.assert_allclose(scorer._to_scores(shared[0]), want, atol=1e-5)
+    assert shared[4] > 0  # the followers' own tokens are charged to them
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_finetuned_packed_scores_match_a_plain_forward(tiny_classifier_dir, texts, precision, on_cpu):
     from pipelines.variants.finetuned import FinetunedPredictor
