@@ -10,7 +10,9 @@ tolerances tested in ``tests/variants/test_fast_paths.py``):
 
 Both take the scorer (its tokenizer, prompt parts and answer token ids) and
 return ``(logits [n, 2], query cut [n], follower logits, follower cuts,
-seconds spent on followers)``. ``followers[i]`` are queries that share
+seconds spent on followers)``; given ``seconds_out`` [n], they add each
+example's share of the seconds spent on the examples (by token counts, and for
+shared tokens: the first example that needs them). ``followers[i]`` are queries that share
 ``doc_lists[i]`` (``query_only`` twins): they reuse the KV cache of prompt
 ``i`` up to the end of its document part, so only their query part runs.
 """
@@ -64,6 +66,14 @@ def _spread(idx, followers, logits_f, f_parts, f_logits, f_cuts) -> None:
             pos += m
 
 
+def _charge(seconds_out: np.ndarray | None, idx: Sequence[int], rows: Sequence[Sequence[int]], spent: float) -> None:
+    """Charge a batch's seconds to its examples by their token counts."""
+    if seconds_out is not None:
+        total = sum(len(r) for r in rows) or 1
+        for i, r in zip(idx, rows):
+            seconds_out[i] += spent * len(r) / total
+
+
 def _hf_prefix_cache(scorer: Any):
     import torch
 
@@ -87,7 +97,8 @@ def _select_cache(cache: Any, rows: Any, length: int) -> Any:
 
 
 def hf_answer_logits(scorer: Any, queries: Sequence[str], doc_lists: Sequence[Sequence[tuple[str, Any]]], *,
-                     followers: Sequence[Sequence[str]] | None, progress: Progress, desc: str):
+                     followers: Sequence[Sequence[str]] | None, progress: Progress, desc: str,
+                     seconds_out: np.ndarray | None = None):
     """Answer logits on the transformers modules (right padding; the reference path)."""
     import torch
 
@@ -116,6 +127,7 @@ def hf_answer_logits(scorer: Any, queries: Sequence[str], doc_lists: Sequence[Se
 
     with torch.inference_mode():
         for idx in progress(batches, desc=desc, total=len(batches), unit="batch"):
+            t_batch = time.perf_counter()
             rows = [([] if use_prefix else list(scorer._prefix_ids)) + doc_ids[i] + query_ids[i] for i in idx]
             cache = None
             if use_prefix:
@@ -123,6 +135,7 @@ def hf_answer_logits(scorer: Any, queries: Sequence[str], doc_lists: Sequence[Se
                 cache.batch_repeat_interleave(len(idx))
             logits, cache = forward(rows, cache, torch.ones((len(idx), n_prefix if use_prefix else 0)))
             out[idx] = logits
+            _charge(seconds_out, idx, rows, time.perf_counter() - t_batch)
             if followers is None or not any(followers[i] for i in idx):
                 continue
             t0 = time.perf_counter()
@@ -142,7 +155,8 @@ def hf_answer_logits(scorer: Any, queries: Sequence[str], doc_lists: Sequence[Se
 
 def packed_answer_logits(scorer: Any, packed: Any, queries: Sequence[str],
                          doc_lists: Sequence[Sequence[tuple[str, Any]]], *,
-                         followers: Sequence[Sequence[str]] | None, progress: Progress, desc: str):
+                         followers: Sequence[Sequence[str]] | None, progress: Progress, desc: str,
+                         seconds_out: np.ndarray | None = None):
     """Answer logits on :class:`._llama.PackedLlama` (same prompts, same token ids, no padding).
 
     Prompts that begin alike (documents retrieved by several comments, the
@@ -166,14 +180,16 @@ def packed_answer_logits(scorer: Any, packed: Any, queries: Sequence[str],
         head = [] if use_prefix else list(scorer._prefix_ids)
         if getattr(scorer, "share_prefixes", True):
             return _packed_tree(scorer, packed, head, prefix, doc_ids, query_ids, cuts, doc_lists, followers,
-                                f_logits, f_cuts, progress=progress, desc=desc)
+                                f_logits, f_cuts, progress=progress, desc=desc, seconds_out=seconds_out)
         f_seconds = 0.0
         for idx in progress(batches, desc=desc, total=len(batches), unit="batch"):
             rows = [head + doc_ids[i] + query_ids[i] for i in idx]
             # a row with followers keeps its keys and values up to the end of its document part
             keep = [n_prefix + len(doc_ids[i]) if followers is not None and followers[i] else None for i in idx]
+            t_batch = time.perf_counter()
             logits, caches = packed.forward(rows, past=[prefix] * len(idx), keep=keep, token_ids=answer)
             out[idx] = logits.double().numpy()
+            _charge(seconds_out, idx, rows, time.perf_counter() - t_batch)
             if followers is None or not any(followers[i] for i in idx):
                 continue
             t0 = time.perf_counter()
@@ -189,7 +205,7 @@ TREE_CHUNK = 64
 
 
 def _packed_tree(scorer, packed, head, prefix, doc_ids, query_ids, cuts, doc_lists, followers, f_logits, f_cuts, *,
-                 progress: Progress, desc: str):
+                 progress: Progress, desc: str, seconds_out: np.ndarray | None):
     """:func:`packed_answer_logits` over prefix trees: every prompt and follower prompt is one sequence."""
     from pipelines.variants._prefix_tree import chunks, radix_tree, run_tree
 
@@ -217,6 +233,8 @@ def _packed_tree(scorer, packed, head, prefix, doc_ids, query_ids, cuts, doc_lis
     for s, (i, k) in enumerate(f_where, start=n):
         f_logits[i][k] = logits[s]
         f_cuts[i][k] = f_parts[s - n][2]
+    if seconds_out is not None:
+        seconds_out += seconds[:n]
     return logits[:n], cuts, f_logits, f_cuts, float(seconds[n:].sum())
 
 

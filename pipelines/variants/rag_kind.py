@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-import numpy as np
 
 from pipelines.errors import ModelError
-from pipelines.variants._base import Predictions, Progress, check_scores, no_progress
+from pipelines.variants._base import Predictions, Progress, no_progress
 from pipelines.variants.interface import (
     SAMPLE_COLUMNS,
     BuildContext,
@@ -172,51 +170,25 @@ class RagKind(VariantKind):
     def score(self, predictor: Any, request: ScoringRequest, *, progress: Progress = no_progress) -> ScoreSets:
         """Score audit, twins (``full`` and ``query_only``) and validation.
 
-        ``query_only`` twins share their original's documents, so they are scored in
-        the audit pass and reuse the KV cache of the original's prompt up to the
-        query; their seconds are split off the audit's. A ``full`` twin whose
-        retrieval equals the original's has the same prompt as its ``query_only``
-        twin and is not scored again.
+        One pass for the audit texts and their twins (:meth:`RagPredictor.predict_with_twins`):
+        ``query_only`` twins reuse the KV cache of their original's prompt up to
+        the query, ``full`` twins whose retrieval changed share leading documents
+        with the other prompts, and a ``full`` twin whose retrieval equals its
+        original's takes its ``query_only`` score. The twins' seconds (their
+        retrieval and the tokens only they need) are split off the audit's.
         """
-        texts, twin_texts = request.audit_texts, request.twin_texts
-        twin_rows = [int(r) for r in request.twin_rows]
-        followers: list[list[str]] = [[] for _ in texts]
-        slot: list[tuple[int, int]] = []
-        for j, r in enumerate(twin_rows):
-            slot.append((r, len(followers[r])))
-            followers[r].append(twin_texts[j])
-        t0 = time.perf_counter()
-        audit, f_scores, f_cuts, f_seconds = predictor.predict_with_followers(texts, followers, progress=progress)
-        t_audit = time.perf_counter() - t0 - f_seconds
-        t1 = time.perf_counter()
-        reused = 0
-        if twin_texts:
-            s_q = np.array([f_scores[r][k] for r, k in slot])
-            cut_q = np.array([f_cuts[r][k] for r, k in slot], dtype=bool)
-            idx_full, _, cut_full = predictor.retrieve(twin_texts, progress=progress)
-            idx_orig = np.asarray([audit.extras["retrieved_index"][r] for r in twin_rows])
-            same = (idx_full == idx_orig).all(axis=1)
-            reused = int(same.sum())
-            changed = np.flatnonzero(~same)
-            s_full = s_q.copy()
-            if changed.size:
-                s_c, _ = predictor.score_with_docs([twin_texts[i] for i in changed], idx_full[changed],
-                                                   progress=progress, desc=f"{self.name}: scoring twins (full)")
-                s_full[changed] = s_c
-            full = Predictions(check_scores(s_full, variant=self.name, where="twins (full)"), cut_full | cut_q)
-            query_only = Predictions(s_q, cut_q)
-        else:
-            full = query_only = Predictions(np.zeros(0), np.zeros(0, bool))
-        t_twins = time.perf_counter() - t1 + f_seconds
+        audit, query_only, full, info = predictor.predict_with_twins(
+            request.audit_texts, request.twin_texts, request.twin_rows, progress=progress)
+        n_twins, reused = len(request.twin_texts), info["full_reused"]
         val, t_val = timed(predictor.predict, request.validation_texts, progress=progress)
-        twins_timing = rate(2 * len(twin_texts), t_twins)
-        twins_timing.update(prompts_scored=int(2 * len(twin_texts) - reused), full_mode_reused_query_only=reused,
-                            query_only_seconds=round(f_seconds, 3))
+        twins_timing = rate(2 * n_twins, info["twin_seconds"])
+        twins_timing.update(prompts_scored=int(2 * n_twins - reused), full_mode_reused_query_only=reused,
+                            query_only_seconds=round(info["query_only_seconds"], 3))
         return ScoreSets(
             audit=audit,
             twins={"full": all_twins(request, full), "query_only": all_twins(request, query_only)},
             validation=val,
-            timing={"audit": rate(len(texts), t_audit), "twins": twins_timing,
+            timing={"audit": rate(len(request.audit_texts), info["audit_seconds"]), "twins": twins_timing,
                     "validation": rate(len(request.validation), t_val)},
             batch_size=self.batch_size)
 

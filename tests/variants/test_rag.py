@@ -224,3 +224,24 @@ def test_followers_reuse_the_document_cache_exactly(rag, texts, prefix_cache, st
             ref, _ = rag.score_with_docs(fs, idx)
             np.testing.assert_allclose(f_scores[i], ref, atol=1e-5)
     assert f_seconds > 0
+
+
+@pytest.mark.parametrize("engine", ["packed", "hf"])
+def test_twins_scored_in_one_pass_equal_scoring_them_apart(rag, texts, engine):
+    """predict_with_twins: audit, query_only and full twins as predict / predict_with_retrieval_of give them."""
+    rag.scorer = _scorer(rag.scorer.model_dir, batch_size=3, engine=engine)
+    queries = texts[:6]
+    twins = ["men are lazy", queries[0], "gay people love work", "people are lazy and bad at money and work", "a b"]
+    rows = [0, 0, 2, 3, 5]
+    pred, query_only, full, info = rag.predict_with_twins(queries, twins, rows)
+    np.testing.assert_allclose(pred.scores, rag.predict(queries).scores, atol=1e-5)
+    want_q = rag.predict_with_retrieval_of(twins, [queries[r] for r in rows])
+    np.testing.assert_allclose(query_only.scores, want_q.scores, atol=1e-5)
+    want_full = rag.predict(twins)
+    np.testing.assert_allclose(full.scores, want_full.scores, atol=1e-5)
+    assert pred.extras["retrieved_index"] == rag.predict(queries).extras["retrieved_index"]
+    # twin 1 is its original's own text: same retrieval, so its full score is its query_only score
+    assert info["full_reused"] >= 1 and full.scores[1] == query_only.scores[1]
+    assert info["audit_seconds"] > 0 and info["twin_seconds"] > 0 and info["query_only_seconds"] > 0
+    with pytest.raises(ModelError, match="5 twins with 4 original rows"):
+        rag.predict_with_twins(queries, twins, rows[:4])
