@@ -21,7 +21,6 @@ reference and the fallback, see :mod:`._precision`). Other architectures, and
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -32,6 +31,7 @@ from pipelines.variants._base import Predictions, Progress, check_scores, check_
 from pipelines.variants._hf import folder_path, load_causal_lm, model_identity, offline, set_threads
 from pipelines.variants._precision import ENGINES, PRECISIONS, check_choice, path_record
 from pipelines.variants._rag_forward import hf_answer_logits, packed_answer_logits
+from pipelines.variants._rag_twins import predict_with_twins
 from pipelines.variants.retrieval import Embedder, KnowledgeBase, top_k
 
 __all__ = ["RagScorer", "RagPredictor", "PROMPT_SPLIT"]
@@ -54,9 +54,7 @@ class RagScorer:
     prefix_cache
         Compute the KV cache of the prompt prefix that every example shares once.
     share_prefixes
-        Packed engine: prompts that begin with the same tokens (the same
-        leading documents; a ``query_only`` twin and its original) run those
-        tokens once (:mod:`._prefix_tree`). False: every prompt runs whole.
+        Packed engine: run the tokens that prompts share once (:mod:`._prefix_tree`); False: whole prompts.
     int8
         torch's dynamic int8 quantization of the Linear layers (transformers
         engine only). Fast but it moves scores by up to ~0.6: kept for
@@ -274,9 +272,8 @@ class RagScorer:
         twins). Their prompts reuse the KV cache of query ``i``'s prefix and
         document part, so only their query part is computed. Returns ``(logits,
         cuts, follower logits [m_i, 2] per query, follower cuts per query,
-        seconds spent on followers)``. ``seconds_out`` [n], when given, gets each
-        query's share of the rest of the seconds (tokens shared by several
-        queries are charged to the first). Runs on the path of :attr:`path`.
+        seconds spent on followers)``; ``seconds_out`` [n] gets each query's share of the
+        rest (shared tokens charged to the first query). Runs on the path of :attr:`path`.
         """
         self._load()
         if self._packed is not None:
@@ -384,67 +381,12 @@ class RagPredictor:
         return pred, f_scores, f_cuts, f_seconds
 
     def predict_with_twins(self, texts: Sequence[str], twin_texts: Sequence[str], twin_rows: Sequence[int], *,
-                           progress: Progress = no_progress) -> tuple[Predictions, Predictions, Predictions,
-                                                                       dict[str, Any]]:
-        """The texts and both modes of their counterfactual twins, scored in one pass.
+                           progress: Progress = no_progress) -> tuple[Predictions, Predictions, Predictions, dict]:
+        """The texts and both modes of their twins (``twin_texts[j]`` of ``texts[twin_rows[j]]``) in one pass.
 
-        ``twin_texts[j]`` is a twin of ``texts[twin_rows[j]]``. Its ``query_only``
-        score uses its original's documents (a follower: it continues the
-        original's keys and values at the query); its ``full`` score uses its
-        own retrieval. A full twin whose retrieval equals its original's has its
-        query_only prompt and is not scored again; the others are scored in the
-        same pass as the originals, so that prompts that begin with the same
-        documents run them once. Returns ``(predictions, query_only, full,
-        info)``; ``info``: ``audit_seconds``, ``twin_seconds`` (the twins'
-        retrieval and the tokens only they need), ``query_only_seconds`` and
-        ``full_reused`` (full twins that took their query_only score).
+        Returns ``(predictions, query_only, full, info)``; see :func:`._rag_twins.predict_with_twins`.
         """
-        t_start = time.perf_counter()
-        texts = check_texts(texts, where=f"variant `{self.name}` input")
-        twin_texts = check_texts(twin_texts, where=f"variant `{self.name}` twins")
-        rows = np.asarray(twin_rows, dtype=np.int64).reshape(-1)
-        if len(rows) != len(twin_texts) or (len(rows) and (rows.min() < 0 or rows.max() >= len(texts))):
-            raise ModelError(f"variant `{self.name}`: {len(twin_texts)} twins with {len(rows)} original rows; expected "
-                             f"one row each, within 0..{len(texts) - 1}.")
-        if not texts:
-            empty = Predictions(np.zeros(0), np.zeros(0, dtype=bool))
-            return self.predict(texts), empty, empty, {"audit_seconds": 0.0, "twin_seconds": 0.0,
-                                                       "query_only_seconds": 0.0, "full_reused": 0}
-        idx, sims, cut_embed = self.retrieve(texts, progress=progress)
-        followers: list[list[str]] = [[] for _ in texts]
-        slot: list[tuple[int, int]] = []
-        for j, r in enumerate(rows.tolist()):
-            slot.append((r, len(followers[r])))
-            followers[r].append(twin_texts[j])
-        t_twins = time.perf_counter()
-        if twin_texts:
-            idx_full, _, cut_full = self.retrieve(twin_texts, progress=progress)
-        else:
-            idx_full, cut_full = np.zeros((0, idx.shape[1]), dtype=idx.dtype), np.zeros(0, dtype=bool)
-        same = (idx_full == idx[rows]).all(axis=1)
-        changed = np.flatnonzero(~same)
-        t_twins = time.perf_counter() - t_twins
-        n = len(texts)
-        queries = list(texts) + [twin_texts[i] for i in changed]
-        seconds = np.zeros(len(queries))
-        logits, cut_prompt, f_logits, f_cuts, f_seconds = self.scorer.answer_logits_with_followers(
-            queries, self._docs(idx) + self._docs(idx_full[changed]), followers=followers + [[] for _ in changed],
-            progress=progress, desc=f"{self.name}: scoring (+ twins)", seconds_out=seconds)
-        scores = self.scorer._to_scores(logits)
-        pred = Predictions(scores=check_scores(scores[:n], variant=self.name, where=f"{n} texts"),
-                           truncated=cut_embed | cut_prompt[:n], extras=self._extras(idx, sims))
-        to_scores = self.scorer._to_scores
-        s_q = np.array([to_scores(f_logits[r])[k] for r, k in slot], dtype=np.float64)
-        cut_q = np.array([f_cuts[r][k] for r, k in slot], dtype=bool)
-        s_q = check_scores(s_q, variant=self.name, where="twins (query_only)") if len(s_q) else s_q
-        s_full = s_q.copy()
-        s_full[changed] = scores[n:]
-        full = Predictions(check_scores(s_full, variant=self.name, where="twins (full)") if len(s_full) else s_full,
-                           cut_full | cut_q)
-        twin_seconds = t_twins + f_seconds + float(seconds[n:].sum())
-        info = {"audit_seconds": time.perf_counter() - t_start - twin_seconds, "twin_seconds": twin_seconds,
-                "query_only_seconds": f_seconds, "full_reused": int(same.sum())}
-        return pred, Predictions(s_q, cut_q), full, info
+        return predict_with_twins(self, texts, twin_texts, twin_rows, progress=progress)
 
     def predict_with_retrieval_of(self, texts: Sequence[str], queries: Sequence[str], *,
                                   progress: Progress = no_progress) -> Predictions:
