@@ -119,8 +119,6 @@ def run_tree(seqs: Sequence[Sequence[int]], nodes: list[Node], *, root: Any,
     None). Nodes of one level go into calls of at most ``token_budget`` tokens (at
     least one node each). A node's cache lives until its children have run.
     """
-    import numpy as np
-
     caches: dict[int, Any] = {}
     levels: dict[int, list[int]] = {}
     for i, node in enumerate(nodes):
@@ -141,7 +139,7 @@ def run_tree(seqs: Sequence[Sequence[int]], nodes: list[Node], *, root: Any,
             t0 = time.perf_counter()
             logits, new = forward(rows, past=past, keep=keep)
             spent = time.perf_counter() - t0
-            logits = logits.double().numpy() if hasattr(logits, "double") else np.asarray(logits, dtype=np.float64)
+            logits = logits.double().numpy()
             for r, j in enumerate(batch):
                 node = nodes[j]
                 seconds_out[min(node.members)] += spent * len(rows[r]) / used

@@ -178,7 +178,7 @@ def packed_answer_logits(scorer: Any, packed: Any, queries: Sequence[str],
             scorer._packed_prefix = packed.forward([scorer._prefix_ids], keep=[n_prefix], token_ids=answer)[1][0]
         prefix = scorer._packed_prefix if use_prefix else None
         head = [] if use_prefix else list(scorer._prefix_ids)
-        if getattr(scorer, "share_prefixes", True):
+        if scorer.share_prefixes:
             return _packed_tree(scorer, packed, head, prefix, doc_ids, query_ids, cuts, doc_lists, followers,
                                 f_logits, f_cuts, progress=progress, desc=desc, seconds_out=seconds_out)
         f_seconds = 0.0
@@ -202,6 +202,10 @@ def packed_answer_logits(scorer: Any, packed: Any, queries: Sequence[str],
 
 #: Sequences per prefix tree (sorted first, so that neighbours share); bounds the keys and values held at once.
 TREE_CHUNK = 64
+#: Tokens per forward call of the prefix trees (what a batch of 8 whole prompts held).
+TREE_TOKENS_PER_CALL = 1024
+#: A shared stretch runs once only where that saves at least this many tokens (an extra row costs about as much).
+TREE_MIN_SAVED = 24
 
 
 def _packed_tree(scorer, packed, head, prefix, doc_ids, query_ids, cuts, doc_lists, followers, f_logits, f_cuts, *,
@@ -210,15 +214,11 @@ def _packed_tree(scorer, packed, head, prefix, doc_ids, query_ids, cuts, doc_lis
     from pipelines.variants._prefix_tree import chunks, radix_tree, run_tree
 
     n = len(doc_ids)
-    seqs = [head + doc_ids[i] + query_ids[i] for i in range(n)]
-    f_where: list[tuple[int, int]] = []  # (example, follower slot) of each follower sequence
-    f_parts = []
-    for i in range(n if followers is not None else 0):
-        for k, f in enumerate(followers[i]):
-            part = scorer.parts(f, doc_lists[i])
-            f_parts.append(part)
-            f_where.append((i, k))
-            seqs.append(head + doc_ids[i] + scorer._ids(part[1]))
+    examples = range(n)
+    seqs = [head + doc_ids[i] + query_ids[i] for i in examples]
+    if followers is not None:  # after the examples, in _follower_rows' order
+        owner, f_rows, f_parts = _follower_rows(scorer, examples, followers, doc_lists)
+        seqs += [head + doc_ids[i] + ids for (_, i), ids in zip(owner, f_rows)]
     logits = np.zeros((len(seqs), 2), dtype=np.float64)
     seconds = np.zeros(len(seqs), dtype=np.float64)
     answer = list(scorer.answer_ids)
@@ -230,15 +230,8 @@ def _packed_tree(scorer, packed, head, prefix, doc_ids, query_ids, cuts, doc_lis
     for members in progress(parts, desc=desc, total=len(parts), unit="chunk"):
         run_tree(seqs, radix_tree(seqs, members, min_saved=TREE_MIN_SAVED), root=prefix, forward=forward,
                  token_budget=TREE_TOKENS_PER_CALL, logits_out=logits, seconds_out=seconds)
-    for s, (i, k) in enumerate(f_where, start=n):
-        f_logits[i][k] = logits[s]
-        f_cuts[i][k] = f_parts[s - n][2]
+    if followers is not None:
+        _spread(examples, followers, logits[n:], f_parts, f_logits, f_cuts)
     if seconds_out is not None:
         seconds_out += seconds[:n]
     return logits[:n], cuts, f_logits, f_cuts, float(seconds[n:].sum())
-
-
-#: Tokens per forward call of the prefix trees (what a batch of 8 whole prompts held).
-TREE_TOKENS_PER_CALL = 1024
-#: A shared stretch runs once only where that saves at least this many tokens (an extra row costs about as much).
-TREE_MIN_SAVED = 24

@@ -44,7 +44,7 @@ def predict_with_twins(predictor: Any, texts: Sequence[str], twin_texts: Sequenc
     if not texts:
         empty = Predictions(np.zeros(0), np.zeros(0, dtype=bool))
         return predictor.predict(texts), empty, empty, {"audit_seconds": 0.0, "twin_seconds": 0.0,
-                                                   "query_only_seconds": 0.0, "full_reused": 0}
+                                                        "query_only_seconds": 0.0, "full_reused": 0}
     idx, sims, cut_embed = predictor.retrieve(texts, progress=progress)
     followers: list[list[str]] = [[] for _ in texts]
     slot: list[tuple[int, int]] = []
@@ -68,8 +68,8 @@ def predict_with_twins(predictor: Any, texts: Sequence[str], twin_texts: Sequenc
     scores = predictor.scorer._to_scores(logits)
     pred = Predictions(scores=check_scores(scores[:n], variant=predictor.name, where=f"{n} texts"),
                        truncated=cut_embed | cut_prompt[:n], extras=predictor._extras(idx, sims))
-    to_scores = predictor.scorer._to_scores
-    s_q = np.array([to_scores(f_logits[r])[k] for r, k in slot], dtype=np.float64)
+    f_scores = [predictor.scorer._to_scores(x) for x in f_logits]
+    s_q = np.array([f_scores[r][k] for r, k in slot], dtype=np.float64)
     cut_q = np.array([f_cuts[r][k] for r, k in slot], dtype=bool)
     s_q = check_scores(s_q, variant=predictor.name, where="twins (query_only)") if len(s_q) else s_q
     s_full = s_q.copy()

@@ -358,28 +358,6 @@ class RagPredictor:
                         desc: str | None = None) -> tuple[np.ndarray, np.ndarray]:
         return self.scorer.score(texts, self._docs(doc_index), progress=progress, desc=desc or f"{self.name}: scoring")
 
-    def predict_with_followers(self, texts: Sequence[str], followers: Sequence[Sequence[str]], *,
-                               progress: Progress = no_progress) -> tuple[Predictions, list[np.ndarray],
-                                                                          list[np.ndarray], float]:
-        """:meth:`predict`, plus scores of ``followers[i]`` with text ``i``'s retrieved documents.
-
-        This is the ``query_only`` twin mode: each follower reuses the KV cache of
-        its original's prompt up to the query. Returns ``(predictions, follower
-        scores, follower cut flags, seconds spent on followers)``.
-        """
-        texts = check_texts(texts, where=f"variant `{self.name}` input")
-        if not texts:
-            return self.predict(texts), [], [], 0.0
-        idx, sims, cut_embed = self.retrieve(texts, progress=progress)
-        logits, cut_prompt, f_logits, f_cuts, f_seconds = self.scorer.answer_logits_with_followers(
-            texts, self._docs(idx), followers=followers, progress=progress,
-            desc=f"{self.name}: scoring (+ query_only twins)")
-        scores = check_scores(self.scorer._to_scores(logits), variant=self.name, where=f"{len(texts)} texts")
-        f_scores = [check_scores(self.scorer._to_scores(x), variant=self.name, where="query_only twins")
-                    if len(x) else np.zeros(0) for x in f_logits]
-        pred = Predictions(scores=scores, truncated=cut_embed | cut_prompt, extras=self._extras(idx, sims))
-        return pred, f_scores, f_cuts, f_seconds
-
     def predict_with_twins(self, texts: Sequence[str], twin_texts: Sequence[str], twin_rows: Sequence[int], *,
                            progress: Progress = no_progress) -> tuple[Predictions, Predictions, Predictions, dict]:
         """The texts and both modes of their twins (``twin_texts[j]`` of ``texts[twin_rows[j]]``) in one pass.
@@ -394,7 +372,7 @@ class RagPredictor:
 
         The ``query_only`` twin mode without the shared KV cache: a twin is scored
         with its original's documents. Used where originals and twins are scored
-        apart (Beam workers); equal to :meth:`predict_with_followers`' follower
+        apart (Beam workers); equal to :meth:`predict_with_twins`' ``query_only``
         scores up to float rounding.
         """
         texts = check_texts(texts, where=f"variant `{self.name}` input")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
-
 from pipelines.errors import ModelError
 from pipelines.variants._base import Predictions, Progress, no_progress
 from pipelines.variants.interface import (

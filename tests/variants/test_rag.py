@@ -215,15 +215,18 @@ def test_followers_reuse_the_document_cache_exactly(rag, texts, prefix_cache, st
     queries = texts[:5]
     followers = [["men are lazy", "people are lazy and bad at money and work"], [], ["gay people love work"], [],
                  ["a b"]]
-    pred, f_scores, f_cuts, f_seconds = rag.predict_with_followers(queries, followers)
+    rows = [i for i, fs in enumerate(followers) for _ in fs]
+    pred, query_only, _, info = rag.predict_with_twins(queries, [f for fs in followers for f in fs], rows)
     np.testing.assert_allclose(pred.scores, rag.predict(queries).scores, atol=1e-5)
+    assert len(query_only.scores) == len(rows) and len(query_only.truncated) == len(rows)
+    start = 0
     for i, fs in enumerate(followers):
-        assert len(f_scores[i]) == len(fs) and len(f_cuts[i]) == len(fs)
         if fs:
             idx = np.array([pred.extras["retrieved_index"][i]] * len(fs))
             ref, _ = rag.score_with_docs(fs, idx)
-            np.testing.assert_allclose(f_scores[i], ref, atol=1e-5)
-    assert f_seconds > 0
+            np.testing.assert_allclose(query_only.scores[start : start + len(fs)], ref, atol=1e-5)
+        start += len(fs)
+    assert info["query_only_seconds"] > 0
 
 
 @pytest.mark.parametrize("engine", ["packed", "hf"])
