@@ -90,6 +90,9 @@ def _unit_problem(rec: dict[str, Any] | None, metric: str, group: str, settings:
     """``(status, reason)`` of a group that cannot be judged."""
     if rec is None and metric in GENERATION_METRICS:
         return NOT_EVALUABLE, f"group {group!r} has no generated answers (no pair or prompt of it was drawn)"
+    if rec is None and gate_source(metric) == "counterfactual":
+        return NOT_EVALUABLE, (f"group {group!r} has no counterfactual twins (no term pairs for it, or none of its "
+                               "examples mentions one: see the counterfactual coverage)")
     if rec is None:
         return NOT_EVALUABLE, f"group {group!r} has no examples in the audit sample"
     if rec["status"] == STATUS_UNDEFINED and metric in GENERATION_METRICS:

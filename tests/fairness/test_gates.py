@@ -99,6 +99,20 @@ def test_a_variant_without_the_measurement_is_not_evaluable_never_dropped(plante
     assert out["fairness"]["verdict"] == "pass"
 
 
+def test_a_group_without_twins_is_not_evaluable_and_says_so(planted):
+    """A group in the audit sample whose examples got no twin: the flip-rate gate names the missing twins."""
+    twins = planted["twin_predictions"]
+    ids = set(planted["audit_sample"].loc[planted["audit_sample"]["group"] == "jewish", "example_id"])
+    data = {**planted, "twin_predictions": twins[~twins["example_id"].isin(ids)]}
+    gates = _run(data, [{"metric": "flip_rate", "bound": 0.5, "direction": "max"},
+                        {"metric": "fpr", "bound": 0.99, "direction": "max"}])["gate_results"]
+    flips = gates[(gates["metric"] == "flip_rate") & (gates["group"] == "jewish")]
+    assert len(flips) == 2 and (flips["status"] == "not_evaluable").all()  # one row per variant, never dropped
+    assert flips["reason"].str.contains("group 'jewish' has no counterfactual twins").all()
+    fpr = gates[(gates["metric"] == "fpr") & (gates["group"] == "jewish")]
+    assert (fpr["status"] == "pass").all()  # its examples are still there for the other gates
+
+
 def test_gate_naming_an_unknown_group_is_a_config_error_with_suggestion(planted):
     with pytest.raises(ConfigError) as exc:
         _run(planted, [{"metric": "fpr", "bound": 0.3, "direction": "max", "groups": ["jewsh"]}])
