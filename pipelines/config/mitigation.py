@@ -72,7 +72,9 @@ class MitigationConfig(Section):
     grid_size: int = Field(default=1000, ge=10, le=100_000, description="fairlearn's `grid_size`.")
     on_small_groups: Literal["warn", "error"] = Field(
         default="warn", description="A validation group smaller than `evaluation.min_group_size`: a warning in "
-        "the report, or an error that stops the run. Either way the message says how many rows are needed.")
+        "the report, or an error that stops the run. Either way the message says how many rows are needed. A group "
+        "with one label only (or an audit group missing from validation) leaves the variant unmitigated: under "
+        "`warn` the run goes on and its twin's gates are not evaluable, saying why; under `error` the run stops.")
     tolerances: tuple[float, ...] = Field(
         default=(0.02, 0.05, 0.1, 0.15, 0.2, 0.3),
         description="The trade-off sweep: for each tolerance, the best single threshold per group whose "

@@ -374,8 +374,10 @@ def mitigated_gate_records(mitigation: Mapping[str, Any], deployed_gates: Sequen
     """The gate results a run's verdict rests on, per ``mitigation["verdict_on"]``.
 
     ``deployed``: the deployed variants' gates; ``mitigated``: the twins' gates, plus the
-    deployed gates that mitigation does not re-evaluate and those of variants it did not
-    mitigate; ``both``: all of them. Callers combine them with
+    deployed gates that mitigation does not re-evaluate and those of variants left out of
+    ``mitigation.variants``; ``both``: all of them. A variant whose thresholds could not be
+    fitted (``not_mitigated``) has ``not_evaluable`` twin gates, which stand in for its
+    deployed gates under ``mitigated``. Callers combine them with
     :func:`~pipelines.fairness.verdict` over :func:`~pipelines.fairness.counted`.
     """
     deployed = list(deployed_gates)
@@ -383,8 +385,8 @@ def mitigated_gate_records(mitigation: Mapping[str, Any], deployed_gates: Sequen
     twins = list(mitigation.get("twin_gates") or [])
     if on == "both":
         return deployed + twins
-    if on == "mitigated":
-        mitigated = set(mitigation.get("mitigated_variants") or [])
+    if on == "mitigated":  # a variant that could not be mitigated has not-evaluable twin gates instead
+        mitigated = set(mitigation.get("mitigated_variants") or []) | set(mitigation.get("not_mitigated") or {})
         skipped = {int(i) for i in mitigation.get("skipped_gate_indices") or []}
         kept = [g for g in deployed if g["variant"] not in mitigated or int(g["gate_index"]) in skipped]
         return twins + kept

@@ -127,7 +127,8 @@ def mitigation_section(inputs: RunInputs, missing: list[dict[str, str]]) -> dict
         }
     return {"settings": settings, "verdict_on": meta["verdict_on"], "caveat": meta["caveat"],
             "skipped_gates": list(meta.get("skipped_gates") or []), "seconds": meta.get("seconds"),
-            "variants": variants, "order": list(meta["mitigated_variants"])}
+            "variants": variants, "order": list(meta["mitigated_variants"]),
+            "not_mitigated": dict(meta.get("not_mitigated") or {})}
 
 
 def tradeoff_chart(points: Sequence[Mapping[str, Any]], *, title: str, gap_label: str,

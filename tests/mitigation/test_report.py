@@ -28,7 +28,7 @@ def _validation_predictions(sample: pd.DataFrame, predictions: pd.DataFrame) -> 
     return pd.concat(frames, ignore_index=True)
 
 
-def _run(tmp_path, *, mitigation=None, verdict_on="deployed"):
+def _run(tmp_path, *, mitigation=None, verdict_on="deployed", one_label_group=None):
     from pipelines.core.runner import Stage, run_audit
     from pipelines.graph import data_fingerprint_of, run_verdict
     from pipelines.report import post_run
@@ -46,7 +46,10 @@ def _run(tmp_path, *, mitigation=None, verdict_on="deployed"):
     p.loc[men_neg & (p["variant"] == "rag"), "score"] = np.clip(p.loc[men_neg & (p["variant"] == "rag"), "score"]
                                                                 + 0.3, 0, 1)
     p["predicted_label"] = (p["score"] >= 0.5).astype(np.int64)
-    arts["predict"]["validation_predictions"] = _validation_predictions(sample, p)
+    arts["predict"]["validation_predictions"] = vp = _validation_predictions(sample, p)
+    if one_label_group:  # (variant, group): every validation label 1, so no thresholds can be fitted for it
+        v, g = one_label_group
+        vp.loc[(vp["variant"] == v) & (vp["group"] == g), "label"] = 1
     from pipelines.fairness import evaluate_fairness
 
     arts["evaluate"] = evaluate_fairness(audit_sample=sample, predictions=p, config=cfg.evaluation,
@@ -127,6 +130,20 @@ def test_gating_the_mitigated_twins_changes_the_verdict_source(tmp_path):
     result, summary, soup = _run(tmp_path, mitigation=True, verdict_on="mitigated")
     assert any("verdict_on: mitigated" in r for r in result.manifest["verdict_reasons"])
     assert "judges the mitigated twins" in " ".join(soup.find("section", id="mitigation").get_text(" ").split())
+
+
+def test_a_variant_that_cannot_be_mitigated_is_named_with_why_and_the_run_completes(tmp_path):
+    result, summary, soup = _run(tmp_path, mitigation=True, verdict_on="mitigated", one_label_group=("rag", "men"))
+    assert result.manifest["status"] == "complete"
+    assert summary["mitigation"]["order"] == ["finetuned"]
+    (why,) = summary["mitigation"]["not_mitigated"]["rag"]
+    assert "group 'men' of `group` has" in why
+    box = soup.find("section", id="mitigation").find(class_="not-mitigated", attrs={"data-variant": "rag"})
+    text = " ".join(box.get_text(" ").split())
+    assert "rag was not mitigated" in text and "group 'men'" in text and "not evaluable" in text
+    # the verdict judges the twins: rag's missing twin is not evaluable, so the run cannot pass
+    assert result.manifest["verdict"] != "pass"
+    assert any("rag+thresholds" in line and "NOT EVALUABLE" in line for line in result.manifest["verdict_attention"])
 
 
 def test_wit_table_gets_one_mitigated_column_pair_per_variant(mitigated_run):

@@ -11,7 +11,7 @@ from pipelines.errors import DataError
 from pipelines.fairness import RESULT_ARTIFACTS, FairnessResult, counted, evaluate_fairness, verdict
 from pipelines.graph import STAGES, run_verdict
 from pipelines.stages.mitigate import SPEC
-from pipelines.stages.mitigate.run import MITIGATION_ARTIFACTS, mitigate
+from pipelines.stages.mitigate.run import MITIGATION_ARTIFACTS, TRADEOFF_COLUMNS, mitigate
 from tests.mitigation._synthetic import make_data
 
 GATES = [{"metric": "fpr", "bound": 0.5, "direction": "max", "variants": ["rag"]},
@@ -190,14 +190,64 @@ def test_small_validation_groups_warn_with_the_rows_needed(tmp_path, caplog):
         _run(strict, stage_context(strict, tmp_path), data)
 
 
-def test_a_group_with_one_label_is_an_error(data, tmp_path):
+def test_a_group_with_one_label_leaves_the_variant_unmitigated_and_the_run_goes_on(data, tmp_path, caplog):
+    """No thresholds can be fitted for a variant whose validation group has one label: that variant is not
+    mitigated (logged, kept with the reason), the other is, and under `verdict_on: mitigated` its twin's gates
+    are not evaluable with that reason, so the verdict cannot pass on a mitigation that never ran."""
     from tests.mitigation.conftest import mitigation_config, stage_context
 
-    broken = {**data, "validation_predictions": data["validation_predictions"].assign(
-        label=lambda f: np.where(f["group"] == "jewish", 1, f["label"]))}
-    cfg = mitigation_config(tmp_path)
+    vp = data["validation_predictions"]
+    broken = {**data, "validation_predictions": vp.assign(
+        label=np.where((vp["group"] == "jewish") & (vp["variant"] == "rag"), 1, vp["label"]))}
+    cfg = mitigation_config(tmp_path, evaluation={"gates": GATES})
+    out = _run(cfg, stage_context(cfg, tmp_path), broken)
+    meta = out["mitigation"]
+    assert meta["mitigated_variants"] == ["finetuned"]
+    (why,) = meta["not_mitigated"]["rag"]
+    assert "group 'jewish' of `group` has" in why and "positive and 0 negative" in why
+    assert meta["variants"]["rag"]["not_mitigated"] == [why]
+    assert any("variant 'rag' is not mitigated" in r.getMessage() for r in caplog.records)
+    assert set(out["mitigated_predictions"]["variant"]) == {"finetuned+thresholds"}
+    # the twin gates of rag: one per re-evaluated gate that applies to rag (fpr names rag; flip_rate is skipped)
+    rag_twin = [g for g in meta["twin_gates"] if g["variant"] == "rag+thresholds"]
+    assert [(g["gate_index"], g["status"]) for g in rag_twin] == [(0, "not_evaluable"), (1, "not_evaluable")]
+    assert all(why in g["reason"] for g in rag_twin)
+    fin_twin = [g for g in meta["twin_gates"] if g["variant"] == "finetuned+thresholds"]
+    assert fin_twin and all(g["status"] != "not_evaluable" for g in fin_twin)
+
+    deployed = evaluate_fairness(audit_sample=broken["audit_sample"], predictions=broken["predictions"],
+                                 config=cfg.evaluation, data_features=("group", "axis"), seed=cfg.seed,
+                                 variant_order=("finetuned", "rag")).to_json()["gates"]
+    passing = [{**g, "status": "pass"} for g in deployed]  # as if the evaluate stage had passed every gate
+    assert {g["variant"] for g in passing} == {"finetuned", "rag"}
+    fairness = {"gates": passing, "verdict": "pass"}
+    runs = {on: run_verdict({"evaluate": {"fairness": fairness},
+                             "mitigate": {"mitigation": {**meta, "verdict_on": on}}}) for on in ("deployed",
+                                                                                                 "mitigated", "both")}
+    assert runs["deployed"]["verdict"] == "pass"  # the deployed gates alone: mitigation is beside the verdict
+    for on in ("mitigated", "both"):  # rag's deployed gates must not stand in for its missing twin
+        assert runs[on]["verdict"] == "insufficient_evidence"
+        assert any("rag+thresholds" in line and "no per-group thresholds could be fitted" in line
+                   for line in runs[on]["verdict_attention"])
+
+    strict = mitigation_config(tmp_path, mitigation={"on_small_groups": "error"})
     with pytest.raises(DataError, match="group 'jewish' of `group` has .* positive and 0 negative"):
-        _run(cfg, stage_context(cfg, tmp_path), broken)
+        _run(strict, stage_context(strict, tmp_path), broken)
+
+
+def test_no_variant_mitigated_still_gives_complete_artifacts(data, tmp_path):
+    from tests.mitigation.conftest import mitigation_config, stage_context
+
+    vp = data["validation_predictions"]
+    broken = {**data, "validation_predictions": vp.assign(label=np.where(vp["group"] == "jewish", 0, vp["label"]))}
+    cfg = mitigation_config(tmp_path, evaluation={"gates": GATES})
+    out = _run(cfg, stage_context(cfg, tmp_path), broken)
+    assert set(out) == set(SPEC.outputs)
+    assert out["mitigation"]["mitigated_variants"] == [] and set(out["mitigation"]["not_mitigated"]) == {
+        "finetuned", "rag"}
+    assert out["tradeoff"].empty and list(out["tradeoff"].columns) == list(TRADEOFF_COLUMNS)
+    assert out["mitigated_predictions"].empty
+    assert {g["status"] for g in out["mitigation"]["twin_gates"]} == {"not_evaluable"}
 
 
 def test_verdict_stays_the_deployed_models_unless_configured(output):

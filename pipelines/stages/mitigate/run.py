@@ -6,7 +6,11 @@ For each variant (``mitigation.variants``; all by default):
    (``predict.validation_predictions``: the calibrated ``score``, the label and the group of
    ``mitigation.feature``), prefit, with ``mitigation.constraint`` and ``mitigation.objective``;
    validation groups that are too small are a warning or an error saying how many rows
-   are needed (``mitigation.on_small_groups``);
+   are needed (``mitigation.on_small_groups``). A variant whose thresholds cannot be
+   fitted at all (a validation group with one label only, or an audit group missing from
+   validation) is not mitigated: the reason is logged and kept in ``not_mitigated``, its
+   twin's gates are ``not_evaluable`` with that reason, and the run goes on (the verdict is
+   the deployed variants' by default; ``on_small_groups: error`` stops the run instead);
 2. the rule is applied to the audit sample: the same scores as the deployed variant,
    decisions from fairlearn's ``predict`` with ``random_state`` = the audit's ``seed``,
    one draw per row in ``example_id`` order; the result is the twin ``<variant>+thresholds``;
@@ -31,11 +35,13 @@ from pipelines.config.mitigation import TWIN_SUFFIX_MITIGATED
 from pipelines.core.runner import StageContext
 from pipelines.core.tables import require_columns
 from pipelines.errors import DataError
+from pipelines.fairness import NOT_EVALUABLE, FairnessResult
 from pipelines.fairness.mitigation import (
     MITIGATION_CAVEAT,
     NOT_REEVALUATED_METRICS,
     evaluate_mitigation,
     fit_thresholds,
+    mitigation_gates,
     point_estimates,
     point_on,
     sweep,
@@ -49,6 +55,8 @@ MITIGATION_ARTIFACTS = ("mitigation", "mitigated_predictions", "tradeoff")
 MITIGATED_COLUMNS = ("variant", "source_variant", "example_id", "score", "predicted_label", "positive_probability")
 TRADEOFF_COLUMNS = ("variant", "point", "kind", "tolerance", "feasible", "chosen", "validation_objective",
                     "validation_gap", "audit_accuracy", "audit_objective", "audit_gap", "thresholds")
+_FLOAT_COLUMNS = ("tolerance", "validation_objective", "validation_gap", "audit_accuracy", "audit_objective",
+                  "audit_gap")
 DRAW_RULE = ("fairlearn ThresholdOptimizer.predict(random_state=seed): one uniform draw per audit row, rows in "
              "example_id order; positive_probability is each row's probability of a 1 (the draw-free view)")
 
@@ -97,6 +105,7 @@ def mitigate(ctx: StageContext, *, audit_sample: pd.DataFrame, predictions: pd.D
 
     deployed_frames, twin_frames, pairs, sweep_rows = [], [], [], []
     per_variant: dict[str, Any] = {}
+    not_mitigated: dict[str, list[str]] = {}
     seconds = {"fit": 0.0, "sweep": 0.0}
     for v in m.variants_for(cfg.variant_names()):
         t0 = time.perf_counter()
@@ -112,10 +121,22 @@ def mitigate(ctx: StageContext, *, audit_sample: pd.DataFrame, predictions: pd.D
             groups=val_g, labels=val_y, feature=feature, min_group_size=ev.min_group_size,
             min_class_count=ev.min_class_count, split_groups=split_groups, split_rows=split_rows,
             where=f"mitigation of variant {v!r}", audit_groups=sorted(set(groups)))
-        if errors or (warns and m.on_small_groups == "error"):
-            raise DataError(" | ".join(errors + (warns if m.on_small_groups == "error" else [])))
+        if m.on_small_groups == "error" and (errors or warns):
+            raise DataError(" | ".join(errors + warns))
         for w in warns:
             ctx.log.warning("%s", w)
+        validation_counts = {
+            "rows": int(len(val)), "positives": int(val_y.sum()),
+            "groups": {g: {"rows": int((val_g == g).sum()), "positives": int(val_y[val_g == g].sum())}
+                       for g in sorted(set(val_g))}}
+        if errors:  # no thresholds can be fitted for this variant: say so, and gate its twin as not evaluable
+            for e in errors:
+                ctx.log.warning("%s (variant %r is not mitigated; the run goes on)", e, v)
+            not_mitigated[v] = errors
+            per_variant[v] = {"twin": twin, "not_mitigated": errors, "validation": validation_counts,
+                              "warnings": warns}
+            seconds["fit"] += time.perf_counter() - t0
+            continue
         policy = fit_thresholds(scores=val_s, labels=val_y, groups=val_g, constraint=m.constraint,
                                 objective=m.objective, grid_size=m.grid_size)
         deployed = _aligned(predictions, v, sample["example_id"])
@@ -140,19 +161,23 @@ def mitigate(ctx: StageContext, *, audit_sample: pd.DataFrame, predictions: pd.D
         per_variant[v] = {
             "twin": twin,
             "policy": policy.describe(),
-            "validation": {"rows": int(len(val)), "positives": int(val_y.sum()),
-                           "groups": {g: {"rows": int((val_g == g).sum()), "positives": int(val_y[val_g == g].sum())}
-                                      for g in sorted(set(val_g))}},
+            "validation": validation_counts,
             "warnings": warns,
         }
 
     t0 = time.perf_counter()
-    both = pd.concat(deployed_frames + [f[["variant", "example_id", "score", "predicted_label"]] for f in twin_frames],
-                     ignore_index=True)
-    features = ((data_summary or {}).get("splits", {}).get("all", {}).get("features")) or {}
-    result = evaluate_mitigation(audit_sample=sample, predictions=both, pairs=pairs, config=ev,
-                                 data_features=data_features, seed=ctx.seed,
-                                 expected_groups={f: sorted(g) for f, g in features.items()})
+    if pairs:
+        both = pd.concat(deployed_frames + [f[["variant", "example_id", "score", "predicted_label"]]
+                                            for f in twin_frames], ignore_index=True)
+        features = ((data_summary or {}).get("splits", {}).get("all", {}).get("features")) or {}
+        result = evaluate_mitigation(audit_sample=sample, predictions=both, pairs=pairs, config=ev,
+                                     data_features=data_features, seed=ctx.seed,
+                                     expected_groups={f: sorted(g) for f, g in features.items()})
+    else:  # no variant could be mitigated: an empty result, the reasons in `not_mitigated`
+        result = FairnessResult.from_records(
+            records={}, variants=(), comparisons=(), settings={}, examples=int(len(sample)), groups={},
+            notes=("no variant could be mitigated: see mitigation.json `not_mitigated`",),
+            counterfactual_coverage=None)
     seconds["evaluate"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     tradeoff = _tradeoff_table(sweep_rows, y=sample["label"].astype(np.int64).to_numpy(), groups=groups, ctx=ctx)
@@ -171,7 +196,9 @@ def mitigate(ctx: StageContext, *, audit_sample: pd.DataFrame, predictions: pd.D
         "variants": per_variant,
         "twin_gates": [{k: g[k] for k in ("gate", "gate_index", "variant", "metric", "feature", "group", "value",
                                           "ci_low", "ci_high", "status", "reason", "optional")}
-                       for g in result.estimates("gate_results") if g["variant"] in twins],
+                       for g in result.estimates("gate_results") if g["variant"] in twins]
+        + [rec for v, why in not_mitigated.items() for rec in _unfitted_twin_gates(ev.gates, v, why)],
+        "not_mitigated": not_mitigated,
         "skipped_gate_indices": skipped,
         "skipped_gates": [{"gate": ev.gates[i].label, "metric": ev.gates[i].metric,
                            "reason": "not re-evaluated: thresholds do not change retrieval, and a counterfactual "
@@ -185,6 +212,20 @@ def mitigate(ctx: StageContext, *, audit_sample: pd.DataFrame, predictions: pd.D
             "mitigated_predictions": pd.concat(twin_frames, ignore_index=True) if twin_frames
             else pd.DataFrame(columns=list(MITIGATED_COLUMNS)),
             "tradeoff": tradeoff}
+
+
+def _unfitted_twin_gates(gates, variant: str, why: list[str]) -> list[dict[str, Any]]:
+    """The twin gate results of a variant whose thresholds could not be fitted: each ``not_evaluable``, with why.
+
+    Under ``mitigation.verdict_on: mitigated`` (or ``both``) they stand where the twin's
+    gates would, so the verdict cannot pass on a mitigation that never ran.
+    """
+    rules, index, _ = mitigation_gates(gates, variant=variant, twin=variant + TWIN_SUFFIX_MITIGATED)
+    reason = f"no per-group thresholds could be fitted for variant {variant!r}: " + " | ".join(why)
+    return [{"gate": rule.label, "gate_index": i, "variant": variant + TWIN_SUFFIX_MITIGATED, "metric": rule.metric,
+             "feature": rule.feature, "group": None, "value": None, "ci_low": None, "ci_high": None,
+             "status": NOT_EVALUABLE, "reason": reason, "optional": bool(rule.optional)}
+            for rule, i in zip(rules, index)]
 
 
 def _points(v, policy, val_s, val_y, val_g, deployed, scores, groups, labels, m) -> list[dict[str, Any]]:
@@ -213,6 +254,9 @@ def _tradeoff_table(rows: list[dict[str, Any]], *, y: np.ndarray, groups: np.nda
                     ) -> pd.DataFrame:
     """Every sweep point with its validation numbers and its audit-sample point estimates."""
     m = ctx.config.mitigation
+    if not rows:
+        return pd.DataFrame({c: pd.Series(dtype=np.float64 if c in _FLOAT_COLUMNS else
+                                          bool if c in ("feasible", "chosen") else object) for c in TRADEOFF_COLUMNS})
     audit = point_estimates(labels={r["point"]: r["audit_labels"] for r in rows if r["audit_labels"] is not None},
                             y=y, groups=groups, disparity=m.gap_metric)
     out = []
@@ -224,8 +268,7 @@ def _tradeoff_table(rows: list[dict[str, Any]], *, y: np.ndarray, groups: np.nda
                     "audit_accuracy": a.get("accuracy"), "audit_objective": a.get(m.objective_metric),
                     "audit_gap": a.get(m.gap_metric), "thresholds": _thresholds_json(r["thresholds"])})
     frame = pd.DataFrame(out, columns=list(TRADEOFF_COLUMNS))
-    for c in ("tolerance", "validation_objective", "validation_gap", "audit_accuracy", "audit_objective",
-              "audit_gap"):
+    for c in _FLOAT_COLUMNS:
         frame[c] = frame[c].astype(np.float64)
     return frame
 
