@@ -12,8 +12,9 @@ terminal and in the run's log file:
 * Python logging writes every record (INFO and up; DEBUG with ``verbose``) to the log
   with its time and logger name;
 * the terminal (the process's original stderr) gets a header line, one line per stage
-  (:func:`stage_event`, which the runner calls), progress bars (:func:`progress_stream`)
-  and the ``pipelines`` loggers' warnings and errors; with ``quiet``, only those;
+  (:func:`stage_event`, which the runner calls), progress bars (:func:`progress_stream`;
+  only where it is a terminal: :func:`progress_wanted`) and the ``pipelines`` loggers'
+  warnings and errors; with ``quiet``, only those;
 * with ``verbose``, everything written to the log is also copied to the terminal.
 
 Without an active console (tests that call the runner, notebooks), :func:`stage_event`
@@ -34,7 +35,7 @@ from typing import IO
 
 from pipelines.core.rundir import RUN_LOG, RunDir
 
-__all__ = ["RunConsole", "stage_event", "progress_stream", "format_seconds", "LOG_FORMAT"]
+__all__ = ["RunConsole", "stage_event", "progress_stream", "progress_wanted", "format_seconds", "LOG_FORMAT"]
 
 LOG = logging.getLogger("pipelines")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -47,6 +48,15 @@ _ACTIVE: "RunConsole | None" = None
 def progress_stream() -> IO[str]:
     """Where progress bars go: the active console's terminal, else ``sys.stderr``."""
     return _ACTIVE.terminal if _ACTIVE is not None else sys.stderr
+
+
+def progress_wanted() -> bool:
+    """Whether progress bars are drawn: not when a run's terminal is a file or a pipe (cron, CI), where each
+    redraw would be one more line of the log; always without an active console (tests, notebooks)."""
+    if _ACTIVE is None:
+        return True
+    isatty = getattr(_ACTIVE.terminal, "isatty", None)
+    return bool(isatty and isatty())
 
 
 def format_seconds(seconds: float) -> str:

@@ -36,7 +36,7 @@ from pipelines import __version__
 from pipelines.config import AuditConfig
 from pipelines.core.artifacts import atomic_write_text, dump_json, hash_bytes, read_artifact, write_artifact
 from pipelines.core.manifest import Manifest, initial_manifest, now_iso, package_versions, recover_interrupted
-from pipelines.core.console import progress_stream, stage_event
+from pipelines.core.console import progress_stream, progress_wanted, stage_event
 from pipelines.core.rundir import LOCK_FILE, STAGE_INDEX, CacheDir, RunDir
 from pipelines.core.safety import RunRefused, StorageError, check_run_id, confine, os_error_message, storage_error
 from pipelines.core.stagecache import clean_cache_leftovers, store_in_cache, take_from_cache
@@ -67,11 +67,13 @@ class StageContext:
         return self.config.seed
 
     def progress(self, iterable: Iterable[Any] | None = None, *, desc: str, total: int | None = None, unit: str = "it"):
-        """A tqdm progress bar on the terminal (silent when progress is off); it disappears when done."""
+        """A tqdm progress bar on the terminal (silent when progress is off or the terminal is a file or a pipe:
+        :func:`~pipelines.core.console.progress_wanted`); it disappears when done."""
         from tqdm.auto import tqdm
 
-        return tqdm(iterable, desc=desc, total=total, unit=unit, disable=not self.show_progress,
-                    file=progress_stream(), dynamic_ncols=True, mininterval=1.0, leave=False)
+        return tqdm(iterable, desc=desc, total=total, unit=unit,
+                    disable=not (self.show_progress and progress_wanted()), file=progress_stream(),
+                    dynamic_ncols=True, mininterval=1.0, leave=False)
 
 
 @dataclass(frozen=True)
