@@ -354,6 +354,19 @@ def test_stage_picks_axes_by_config_and_by_name_and_names_the_key_for_groups_wit
                for r in caplog.records)
 
 
+def test_groups_without_terms_get_one_warning_and_a_report_line_each(tmp_path, caplog):
+    sample = pd.DataFrame({"example_id": ["1", "2", "3", "4"], "text": ["old cats", "a cat", "a dog", "old age"],
+                           "g": ["pets", "pets", "dogs", "age"], "label": [1, 0, 1, 0]})
+    out = _run_stage(_stage_config(tmp_path), tmp_path, sample, caplog)
+    cov = out["counterfactual_coverage"]
+    assert [m["group"] for m in cov["missing_terms"]] == ["dogs", "pets"]
+    warns = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warns) == 1, warns
+    assert warns[0].startswith("2 groups have no counterfactual term pairs")
+    assert "'dogs' (1 examples), 'pets' (2 examples)" in warns[0]
+    assert "`evaluation.counterfactual.axes.<group>`" in warns[0]
+
+
 def test_stage_without_auto_axes_and_with_a_term_list(tmp_path, caplog):
     (tmp_path / "pets.csv").write_text("cat,dog\n", encoding="utf-8")
     sample = pd.DataFrame({"example_id": ["1", "2"], "text": ["old cats", "a cat"], "g": ["age", "pets"],

