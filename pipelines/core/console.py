@@ -53,10 +53,7 @@ def progress_stream() -> IO[str]:
 def progress_wanted() -> bool:
     """Whether progress bars are drawn: not when a run's terminal is a file or a pipe (cron, CI), where each
     redraw would be one more line of the log; always without an active console (tests, notebooks)."""
-    if _ACTIVE is None:
-        return True
-    isatty = getattr(_ACTIVE.terminal, "isatty", None)
-    return bool(isatty and isatty())
+    return _ACTIVE is None or _ACTIVE.terminal.isatty()
 
 
 def format_seconds(seconds: float) -> str:

@@ -55,8 +55,6 @@ MITIGATION_ARTIFACTS = ("mitigation", "mitigated_predictions", "tradeoff")
 MITIGATED_COLUMNS = ("variant", "source_variant", "example_id", "score", "predicted_label", "positive_probability")
 TRADEOFF_COLUMNS = ("variant", "point", "kind", "tolerance", "feasible", "chosen", "validation_objective",
                     "validation_gap", "audit_accuracy", "audit_objective", "audit_gap", "thresholds")
-_FLOAT_COLUMNS = ("tolerance", "validation_objective", "validation_gap", "audit_accuracy", "audit_objective",
-                  "audit_gap")
 DRAW_RULE = ("fairlearn ThresholdOptimizer.predict(random_state=seed): one uniform draw per audit row, rows in "
              "example_id order; positive_probability is each row's probability of a 1 (the draw-free view)")
 
@@ -254,11 +252,8 @@ def _tradeoff_table(rows: list[dict[str, Any]], *, y: np.ndarray, groups: np.nda
                     ) -> pd.DataFrame:
     """Every sweep point with its validation numbers and its audit-sample point estimates."""
     m = ctx.config.mitigation
-    if not rows:
-        return pd.DataFrame({c: pd.Series(dtype=np.float64 if c in _FLOAT_COLUMNS else
-                                          bool if c in ("feasible", "chosen") else object) for c in TRADEOFF_COLUMNS})
-    audit = point_estimates(labels={r["point"]: r["audit_labels"] for r in rows if r["audit_labels"] is not None},
-                            y=y, groups=groups, disparity=m.gap_metric)
+    labels = {r["point"]: r["audit_labels"] for r in rows if r["audit_labels"] is not None}
+    audit = point_estimates(labels=labels, y=y, groups=groups, disparity=m.gap_metric) if labels else {}
     out = []
     for r in rows:
         a = audit.get(r["point"], {})
@@ -268,8 +263,11 @@ def _tradeoff_table(rows: list[dict[str, Any]], *, y: np.ndarray, groups: np.nda
                     "audit_accuracy": a.get("accuracy"), "audit_objective": a.get(m.objective_metric),
                     "audit_gap": a.get(m.gap_metric), "thresholds": _thresholds_json(r["thresholds"])})
     frame = pd.DataFrame(out, columns=list(TRADEOFF_COLUMNS))
-    for c in _FLOAT_COLUMNS:
+    for c in ("tolerance", "validation_objective", "validation_gap", "audit_accuracy", "audit_objective",
+              "audit_gap"):
         frame[c] = frame[c].astype(np.float64)
+    for c in ("feasible", "chosen"):  # bool already, unless no variant could be mitigated (no rows)
+        frame[c] = frame[c].astype(bool)
     return frame
 
 
